@@ -1,0 +1,265 @@
+"""Settings for the project, read from the environment (and `.env` when present).
+
+With no environment at all this is a working development setup: debug on, a generated
+secret key kept under `var/`, SQLite under `var/`, an embedded Redis on a unix socket
+under `var/` and the local Telnyx sandbox. Production (`DJANGO_DEBUG=false`) refuses to
+start without a secret key and allowed hosts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from telephony.layers import channel_layers_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    # Real environment variables win over the file.
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# ------------------------------------------------------------------------------
+# Core
+# ------------------------------------------------------------------------------
+VAR_DIR = Path(env.str("TELEPHONY_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+
+
+def _secret_key() -> str:
+    key = env.str("DJANGO_SECRET_KEY", default="")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=false "
+            '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))")'
+        )
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+if DEBUG:
+    ALLOWED_HOSTS = env.list(
+        "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
+    )
+else:
+    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG=false "
+            "(a comma-separated list, e.g. app.example.com)"
+        )
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "telephony",
+    "dashboard",
+]
+# Optional: django-health-check (`pip install django-health-check`) adds /ht/.
+if importlib.util.find_spec("health_check"):
+    INSTALLED_APPS.append("health_check")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "telephony.api.ApiErrorMiddleware",
+]
+CSRF_FAILURE_VIEW = "telephony.api.csrf_failure"
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LOGIN_URL = "/admin/login/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# ------------------------------------------------------------------------------
+# Database: the record of every credential and call
+# ------------------------------------------------------------------------------
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, supervisor, workers) write to one file: WAL and
+    # immediate transactions avoid "database is locked" under concurrent writers.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory, so worker subprocesses started by tests see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# ------------------------------------------------------------------------------
+# Redis and the channel layer
+# ------------------------------------------------------------------------------
+# Unset REDIS_URL means: the embedded Redis that `serve` runs on a unix socket under
+# var/. Every process derives the same URL from the same default.
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{EMBEDDED_REDIS_SOCKET}"
+TELEPHONY_REDIS_PREFIX = env.str("TELEPHONY_REDIS_PREFIX", default="telephony")
+CHANNEL_LAYERS = channel_layers_config(
+    REDIS_URL,
+    prefix=TELEPHONY_REDIS_PREFIX,
+    capacity=env.int("TELEPHONY_QUEUE_CAPACITY", default=1000),
+)
+
+# Django's cache (rate limits) lives in the same Redis.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{TELEPHONY_REDIS_PREFIX}:cache",
+        "OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 1.0},
+    }
+}
+
+# ------------------------------------------------------------------------------
+# Telnyx (unset TELNYX_API_KEY: `serve` runs the local sandbox and wires these up)
+# ------------------------------------------------------------------------------
+TELNYX_API_KEY = env.str("TELNYX_API_KEY", default="")
+TELNYX_BASE_URL = env.str("TELNYX_BASE_URL", default="https://api.telnyx.com/v2")
+TELNYX_CONNECTION_ID = env.str("TELNYX_CONNECTION_ID", default="")
+TELNYX_CALL_CONNECTION_ID = env.str("TELNYX_CALL_CONNECTION_ID", default="")
+TELNYX_FROM_NUMBER = env.str("TELNYX_FROM_NUMBER", default="")
+TELNYX_PUBLIC_KEY = env.str("TELNYX_PUBLIC_KEY", default="")
+TELNYX_WEBHOOK_URL = env.str("TELNYX_WEBHOOK_URL", default="")
+
+# ------------------------------------------------------------------------------
+# Telephony service knobs (see README, "Configuration")
+# ------------------------------------------------------------------------------
+TELEPHONY_WORKERS = env.int("TELEPHONY_WORKERS", default=2)
+TELEPHONY_WORKER_CONCURRENCY = env.int("TELEPHONY_WORKER_CONCURRENCY", default=50)
+TELEPHONY_HEARTBEAT_INTERVAL = env.float("TELEPHONY_HEARTBEAT_INTERVAL", default=1.0)
+TELEPHONY_HEARTBEAT_TIMEOUT = env.float("TELEPHONY_HEARTBEAT_TIMEOUT", default=3.0)
+TELEPHONY_MAX_RESTARTS = env.int("TELEPHONY_MAX_RESTARTS", default=3)
+TELEPHONY_RESTART_WINDOW = env.float("TELEPHONY_RESTART_WINDOW", default=60.0)
+TELEPHONY_WORKER_MAX_REQUESTS = env.int("TELEPHONY_WORKER_MAX_REQUESTS", default=10000)
+TELEPHONY_WORKER_MAX_RSS_MB = env.int("TELEPHONY_WORKER_MAX_RSS_MB", default=512)
+TELEPHONY_SHUTDOWN_GRACE = env.float("TELEPHONY_SHUTDOWN_GRACE", default=10.0)
+TELEPHONY_REQUEST_TIMEOUT = env.float("TELEPHONY_REQUEST_TIMEOUT", default=10.0)
+TELEPHONY_ALLOWED_COUNTRIES = env.list("TELEPHONY_ALLOWED_COUNTRIES", default=["US", "CA"])
+TELEPHONY_CREDENTIAL_TAG = env.str("TELEPHONY_CREDENTIAL_TAG", default="django-telephony")
+TELEPHONY_CREDENTIAL_TTL = env.float("TELEPHONY_CREDENTIAL_TTL", default=24 * 3600.0)
+TELEPHONY_STATE_CACHE_TTL = env.float("TELEPHONY_STATE_CACHE_TTL", default=0.25)
+TELEPHONY_RATE_LIMIT_CREDENTIAL = env.str("TELEPHONY_RATE_LIMIT_CREDENTIAL", default="10/m")
+TELEPHONY_RATE_LIMIT_CALL = env.str("TELEPHONY_RATE_LIMIT_CALL", default="6/m")
+TELEPHONY_RECONCILE_INTERVAL = env.float("TELEPHONY_RECONCILE_INTERVAL", default=30.0)
+TELEPHONY_CREDENTIAL_HYGIENE_INTERVAL = env.float(
+    "TELEPHONY_CREDENTIAL_HYGIENE_INTERVAL", default=3600.0
+)
+TELEPHONY_CREDENTIAL_ORPHAN_GRACE = env.float("TELEPHONY_CREDENTIAL_ORPHAN_GRACE", default=300.0)
+TELEPHONY_CLEANUP_MAX_PAGES = env.int("TELEPHONY_CLEANUP_MAX_PAGES", default=40)
+TELEPHONY_WEBHOOK_TOLERANCE = env.float("TELEPHONY_WEBHOOK_TOLERANCE", default=300.0)
+TELEPHONY_WEBHOOK_MAX_BYTES = env.int("TELEPHONY_WEBHOOK_MAX_BYTES", default=262144)
+# Supervisor: backoff between restarts, start-up and kill grace for workers.
+TELEPHONY_RESTART_BACKOFF_BASE = env.float("TELEPHONY_RESTART_BACKOFF_BASE", default=0.5)
+TELEPHONY_RESTART_BACKOFF_MAX = env.float("TELEPHONY_RESTART_BACKOFF_MAX", default=10.0)
+TELEPHONY_WORKER_START_TIMEOUT = env.float("TELEPHONY_WORKER_START_TIMEOUT", default=30.0)
+TELEPHONY_KILL_GRACE = env.float("TELEPHONY_KILL_GRACE", default=2.0)
+# Provider circuit breaker (per worker): judged over the last WINDOW calls, at least MIN_CALLS.
+TELEPHONY_BREAKER_WINDOW = env.int("TELEPHONY_BREAKER_WINDOW", default=20)
+TELEPHONY_BREAKER_MIN_CALLS = env.int("TELEPHONY_BREAKER_MIN_CALLS", default=10)
+TELEPHONY_BREAKER_FAILURE_RATE = env.float("TELEPHONY_BREAKER_FAILURE_RATE", default=0.5)
+TELEPHONY_BREAKER_SLOW_CALL_SECONDS = env.float("TELEPHONY_BREAKER_SLOW_CALL_SECONDS", default=3.0)
+TELEPHONY_BREAKER_SLOW_RATE = env.float("TELEPHONY_BREAKER_SLOW_RATE", default=0.8)
+TELEPHONY_BREAKER_OPEN_SECONDS = env.float("TELEPHONY_BREAKER_OPEN_SECONDS", default=10.0)
+TELEPHONY_BREAKER_HALF_OPEN_PROBES = env.int("TELEPHONY_BREAKER_HALF_OPEN_PROBES", default=3)
+
+# ------------------------------------------------------------------------------
+# Operators: the admin's health page, /metrics (see docs/OBSERVABILITY.md)
+# ------------------------------------------------------------------------------
+# Telnyx credentials the account may hold at once (the sandbox's default is 5); the
+# health page shows ours against it. 0: unknown, the count is shown without a gauge.
+TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = env.int("TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT", default=5)
+# /metrics answers these client addresses or networks, or a matching bearer token.
+TELEPHONY_METRICS_ALLOWED_IPS = env.list(
+    "TELEPHONY_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]
+)
+TELEPHONY_METRICS_TOKEN = env.str("TELEPHONY_METRICS_TOKEN", default="")
+
+# ------------------------------------------------------------------------------
+# Logging: one line per event, component and request/call id in the message
+# ------------------------------------------------------------------------------
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("TELEPHONY_LOG_FORMAT", default="line")
+if LOG_FORMAT not in ("line", "json"):
+    raise ImproperlyConfigured(f"TELEPHONY_LOG_FORMAT must be line or json, not {LOG_FORMAT!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+        "json": {"()": "dashboard.log.JsonFormatter"},
+    },
+    "filters": {
+        # 502/503/504 under /api/ are answers of the contract, logged by the API at INFO.
+        "skip_expected_api_errors": {"()": "dashboard.log.SkipExpectedApiErrors"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "telephony": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+        "dashboard": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+        "django.request": {
+            "level": "ERROR",
+            "handlers": ["console"],
+            "filters": ["skip_expected_api_errors"],
+            "propagate": False,
+        },
+    },
+}

@@ -1,0 +1,35 @@
+"""URL configuration: the demo pages, the admin, the telephony API and the operators' views."""
+
+import importlib.util
+
+from django.contrib import admin
+from django.urls import include, path
+
+from dashboard.metrics import metrics
+
+urlpatterns = [
+    # Before the admin's own URLs, which would read "health" as a model of "telephony".
+    path("admin/telephony/", include("dashboard.admin_urls")),
+    path("admin/", admin.site.urls),
+    path("api/webrtc/", include("telephony.urls")),
+    path("metrics", metrics, name="metrics"),
+    path("", include("dashboard.urls")),
+]
+
+if importlib.util.find_spec("health_check"):  # optional: pip install django-health-check
+    from health_check.views import HealthCheckView
+
+    urlpatterns.insert(
+        0,
+        path(
+            "ht/",
+            HealthCheckView.as_view(
+                checks=[
+                    "health_check.Database",
+                    "health_check.Cache",
+                    "dashboard.health_checks.TelephonyHealthCheck",
+                ]
+            ),
+            name="health_check",
+        ),
+    )
