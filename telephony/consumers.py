@@ -1,0 +1,91 @@
+"""WebSocket ``/ws/webrtc/``: live service state and the user's own call updates.
+
+Pushes come from two sources: channel-layer groups (a worker or webhook reports a call
+change; a supervisor reports a state change) and a light poll of the cached state, so a
+page still learns that the service went away when nobody was left to announce it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from telephony.events import STATUS_GROUP, user_group
+from telephony.state import state_cache
+
+logger = logging.getLogger(__name__)
+
+STATE_POLL_SECONDS = 1.0
+UNAUTHENTICATED = 4401
+
+
+class TelephonyConsumer(AsyncJsonWebsocketConsumer):
+    """One browser tab: state changes for everyone, call updates for their owner."""
+
+    groups: list[str] = []
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=UNAUTHENTICATED)
+            return
+        self.user_group = user_group(user.pk)
+        self.last_status: str | None = None
+        try:
+            await self.channel_layer.group_add(STATUS_GROUP, self.channel_name)
+            await self.channel_layer.group_add(self.user_group, self.channel_name)
+        except Exception as e:  # Redis down: still serve the state poll
+            logger.warning("[Telephony WS] group join failed: %s", type(e).__name__)
+        await self.accept()
+        await self._send_state(force=True)
+        self.poller = asyncio.create_task(self._poll_state())
+
+    async def disconnect(self, code: int) -> None:
+        poller = getattr(self, "poller", None)
+        if poller is not None:
+            poller.cancel()
+        if hasattr(self, "user_group"):
+            for group in (STATUS_GROUP, self.user_group):
+                try:
+                    await self.channel_layer.group_discard(group, self.channel_name)
+                except Exception as e:
+                    logger.info("[Telephony WS] group leave failed: %s", type(e).__name__)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong", "ts": int(time.time() * 1000)})
+        elif isinstance(content, dict) and content.get("type") == "state":
+            await self._send_state(force=True)
+
+    # -- group messages (type "call.update" -> call_update) -------------------------------
+
+    async def call_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "call.update", "call": event.get("call")})
+
+    async def service_state(self, event: dict[str, Any]) -> None:
+        state = event.get("state")
+        if isinstance(state, dict) and state.get("status") != self.last_status:
+            self.last_status = state.get("status")
+            await self.send_json({"type": "service.state", "state": state})
+
+    # -- state ---------------------------------------------------------------------------
+
+    async def _send_state(self, *, force: bool) -> None:
+        state = await state_cache.aget()
+        if force or state.status != self.last_status:
+            self.last_status = state.status
+            await self.send_json({"type": "service.state", "state": state.public()})
+
+    async def _poll_state(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_POLL_SECONDS)
+            try:
+                await self._send_state(force=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("[Telephony WS] state poll failed; continuing")

@@ -1,0 +1,253 @@
+"""The telephony service's exception hierarchy, written out in one place.
+
+Every error carries the HTTP status the API answers with and a machine ``code`` from
+the public contract. ``reason`` is a finer machine detail (``credential_limit``,
+``timeout``, ``circuit_open`` ...) recorded on call rows and in metrics. Messages are
+for people and never contain secrets: the adapter builds them from status codes and
+Telnyx error titles only.
+
+    TelephonyError                       500 internal_error
+    ├── InvalidRequest                   400 invalid_request
+    │   ├── InvalidNumber                400 invalid_number
+    │   └── WebhookRejected              400 invalid_request (nothing of it is stored)
+    │       ├── InvalidSignature         400 invalid_signature
+    │       ├── StaleTimestamp           400 stale_timestamp
+    │       └── PayloadTooLarge          413 invalid_request
+    ├── NotAuthenticated                 401 not_authenticated
+    ├── Forbidden                        403 forbidden
+    │   └── DestinationNotAllowed        403 destination_not_allowed
+    ├── NotFound                         404 not_found
+    ├── RateLimited                      429 rate_limited
+    ├── ProviderError                    502 provider_error
+    │   ├── ProviderRejected             502 provider_error (Telnyx 4xx)
+    │   │   └── CredentialLimitReached   502 provider_error (account credential limit)
+    │   ├── ProviderRateLimited          502 provider_error (Telnyx 429)
+    │   ├── ProviderUnavailable          502 provider_error (5xx, refused, malformed)
+    │   └── ProviderTimeout              502 provider_error (Telnyx too slow)
+    ├── ServiceUnavailable               503 service_unavailable
+    │   └── CircuitOpen                  503 service_unavailable (provider breaker open)
+    └── WorkerTimeout                    504 worker_timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TelephonyError(Exception):
+    """Base of every error the telephony service reports."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Telephony failed unexpectedly."
+    default_reason: ClassVar[str] = ""
+
+    def __init__(
+        self, message: str | None = None, *, reason: str = "", retry_after: float | None = None
+    ) -> None:
+        self.message = message or self.default_message
+        self.reason = reason or self.default_reason or self.code
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/msgpack-safe form, for replies sent over the channel layer."""
+        return {
+            "type": type(self).__name__,
+            "code": self.code,
+            "reason": self.reason,
+            "message": self.message,
+            "retry_after": self.retry_after,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> TelephonyError:
+        """Rebuild an error sent by :meth:`to_dict` (unknown types become the base)."""
+        cls = _REGISTRY.get(str(data.get("type")), TelephonyError)
+        return cls(
+            str(data.get("message") or cls.default_message),
+            reason=str(data.get("reason") or ""),
+            retry_after=data.get("retry_after"),
+        )
+
+
+class InvalidRequest(TelephonyError):
+    """The request is malformed: the caller must change it, retrying will not help."""
+
+    status = 400
+    code = "invalid_request"
+    default_message = "The request is not valid."
+
+
+class InvalidNumber(InvalidRequest):
+    """The destination is not a valid E.164 phone number."""
+
+    code = "invalid_number"
+    default_message = "The number is not a valid E.164 phone number."
+
+
+class WebhookRejected(InvalidRequest):
+    """A webhook we refuse; nothing of it is stored."""
+
+    default_message = "The webhook is not valid."
+
+
+class InvalidSignature(WebhookRejected):
+    """Missing or wrong signature headers, or no key to check them with."""
+
+    code = "invalid_signature"
+    default_message = "The webhook signature is missing or does not verify."
+
+
+class StaleTimestamp(WebhookRejected):
+    """Correctly signed, but sent too long ago (or in the future): a possible replay."""
+
+    code = "stale_timestamp"
+    default_message = "The webhook timestamp is outside the accepted window."
+
+
+class PayloadTooLarge(WebhookRejected):
+    """The body is larger than any Telnyx call event."""
+
+    status = 413
+    default_message = "The webhook body is too large."
+
+
+class NotAuthenticated(TelephonyError):
+    """No logged-in user."""
+
+    status = 401
+    code = "not_authenticated"
+    default_message = "Log in first."
+
+
+class Forbidden(TelephonyError):
+    """The user may not do this."""
+
+    status = 403
+    code = "forbidden"
+    default_message = "You are not allowed to do this."
+
+
+class DestinationNotAllowed(Forbidden):
+    """The number is valid but its country or type is not allowed (premium rate ...)."""
+
+    code = "destination_not_allowed"
+    default_message = "Calls to this destination are not allowed."
+
+
+class NotFound(TelephonyError):
+    """No such object for this user (another user's call is also "not found")."""
+
+    status = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class RateLimited(TelephonyError):
+    """Too many requests from this user; ``retry_after`` says when to come back."""
+
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests; try again later."
+
+
+class ProviderError(TelephonyError):
+    """Telnyx answered with an error, or could not be reached."""
+
+    status = 502
+    code = "provider_error"
+    default_message = "The telephony provider failed."
+
+
+class ProviderRejected(ProviderError):
+    """Telnyx refused the request (4xx other than 429)."""
+
+    default_reason = "provider_rejected"
+
+
+class CredentialLimitReached(ProviderRejected):
+    """The account's telephony-credential limit is reached."""
+
+    default_reason = "credential_limit"
+    default_message = "The telephony account's credential limit is reached."
+
+
+class ProviderRateLimited(ProviderError):
+    """Telnyx answered 429."""
+
+    default_reason = "provider_rate_limited"
+    default_message = "The telephony provider is rate limiting us."
+
+
+class ProviderUnavailable(ProviderError):
+    """Telnyx answered 5xx, refused the connection, or sent a malformed body."""
+
+    default_reason = "provider_unavailable"
+    default_message = "The telephony provider is unavailable."
+
+
+class ProviderTimeout(ProviderError):
+    """Telnyx did not answer in the time the request's deadline left."""
+
+    default_reason = "provider_timeout"
+    default_message = "The telephony provider did not answer in time."
+
+
+class ServiceUnavailable(TelephonyError):
+    """The telephony service cannot take requests now (no worker, Redis down, failed)."""
+
+    status = 503
+    code = "service_unavailable"
+    default_message = "Calling is unavailable right now."
+
+    def __init__(
+        self, message: str | None = None, *, reason: str = "", retry_after: float | None = 5.0
+    ) -> None:
+        super().__init__(message, reason=reason, retry_after=retry_after)
+
+
+class CircuitOpen(ServiceUnavailable):
+    """The provider circuit breaker is open: Telnyx is failing, we are not hammering it."""
+
+    default_reason = "circuit_open"
+    default_message = "The telephony provider is failing; calls are paused."
+
+
+class WorkerTimeout(TelephonyError):
+    """No worker answered before the request's deadline."""
+
+    status = 504
+    code = "worker_timeout"
+    default_message = "The telephony service did not answer in time."
+
+
+_REGISTRY: dict[str, type[TelephonyError]] = {
+    cls.__name__: cls
+    for cls in (
+        TelephonyError,
+        InvalidRequest,
+        InvalidNumber,
+        WebhookRejected,
+        InvalidSignature,
+        StaleTimestamp,
+        PayloadTooLarge,
+        NotAuthenticated,
+        Forbidden,
+        DestinationNotAllowed,
+        NotFound,
+        RateLimited,
+        ProviderError,
+        ProviderRejected,
+        CredentialLimitReached,
+        ProviderRateLimited,
+        ProviderUnavailable,
+        ProviderTimeout,
+        ServiceUnavailable,
+        CircuitOpen,
+        WorkerTimeout,
+    )
+}

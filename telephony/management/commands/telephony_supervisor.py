@@ -1,0 +1,34 @@
+"""``python manage.py telephony_supervisor --workers N``: run and watch N telephony workers."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = (
+        "Spawn N telephony workers and keep them alive: restart crashed or hung ones with "
+        "backoff, recycle them, publish the service state. SIGTERM/SIGINT stops gracefully."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="number of workers (default: TELEPHONY_WORKERS)",
+        )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        from telephony.supervisor import MAX_WORKERS, Supervisor
+
+        workers = opts["workers"] if opts["workers"] is not None else settings.TELEPHONY_WORKERS
+        if not 0 <= int(workers) <= MAX_WORKERS:
+            raise CommandError(f"--workers must be between 0 and {MAX_WORKERS}")
+        code = Supervisor(workers=int(workers)).run()
+        if code:
+            sys.exit(code)

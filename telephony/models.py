@@ -1,0 +1,163 @@
+"""The record: credentials, calls, service events and webhook events.
+
+The database, not Redis, is the record. A call row exists (``queued``) before any
+request leaves the web side; replies, webhooks and the reconciler only move it forward.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class Credential(models.Model):
+    """A Telnyx telephony credential created for one user. The SIP password is never stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="telephony_credentials"
+    )
+    telnyx_id = models.CharField(max_length=64, unique=True)
+    sip_username = models.CharField(max_length=128)
+    tag = models.CharField(max_length=128, db_index=True)
+    expires_at = models.DateTimeField()
+    token_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Expiry of the latest token minted for it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    deleted_reason = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "deleted_at", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.sip_username} ({self.user_id})"
+
+
+class CallStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DIALING = "dialing", "Dialing"
+    RINGING = "ringing", "Ringing"
+    ANSWERED = "answered", "Answered"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Unknown"
+
+
+# A call only moves forward through these ranks; ``unknown`` (no answer from the worker)
+# ranks with ``queued`` so that any real news replaces it.
+STATUS_RANK: dict[str, int] = {
+    CallStatus.QUEUED: 0,
+    CallStatus.UNKNOWN: 0,
+    CallStatus.DIALING: 1,
+    CallStatus.RINGING: 2,
+    CallStatus.ANSWERED: 3,
+    CallStatus.COMPLETED: 4,
+    CallStatus.FAILED: 4,
+}
+TERMINAL = frozenset({CallStatus.COMPLETED, CallStatus.FAILED})
+UNSETTLED = frozenset({CallStatus.QUEUED, CallStatus.DIALING, CallStatus.UNKNOWN})
+
+
+def can_move(current: str, new: str) -> bool:
+    """True when ``new`` is news for a call in ``current``: never backwards, never past the end."""
+    if current in TERMINAL:
+        return False
+    if new == CallStatus.UNKNOWN:
+        return current == CallStatus.QUEUED
+    return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+class Call(models.Model):
+    """One outbound call placed by a user through the service."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="telephony_calls"
+    )
+    to_number = models.CharField(max_length=20)
+    from_number = models.CharField(max_length=20, blank=True)
+    status = models.CharField(
+        max_length=16, choices=CallStatus.choices, default=CallStatus.QUEUED, db_index=True
+    )
+    request_id = models.UUIDField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    call_control_id = models.CharField(max_length=128, blank=True, db_index=True)
+    call_session_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    dialed_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    hangup_cause = models.CharField(max_length=64, blank=True)
+    hangup_requested = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.to_number} {self.status}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def public(self) -> dict[str, Any]:
+        """The ``call`` object of the HTTP API."""
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "to": self.to_number,
+            "from": self.from_number or None,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "duration_seconds": self.duration_seconds,
+            "hangup_cause": self.hangup_cause or None,
+            "error_code": self.error_code or None,
+        }
+
+
+class ServiceEvent(models.Model):
+    """A transition of the service (worker started, crashed, restarted, state changed ...)."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=48, db_index=True)
+    state = models.CharField(max_length=16, blank=True)
+    supervisor_id = models.CharField(max_length=128, blank=True)
+    worker_id = models.CharField(max_length=128, blank=True)
+    message = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("control_service", "Can restart, reset and switch the telephony service")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind}"
+
+
+class WebhookEvent(models.Model):
+    """A Telnyx webhook, stored once per event id so that replays are no-ops."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=64, db_index=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.SET_NULL)
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

@@ -1,0 +1,107 @@
+"""Writes to the record (HackSoft style: services write, selectors read).
+
+Every status change is one conditional UPDATE whose WHERE clause only admits states the
+call may move forward from, so concurrent writers (worker reply, webhooks, reconciler,
+a timed-out caller) can race freely and a call still never moves backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import Case, CharField, F, Q, TextField, Value, When
+from django.utils import timezone
+
+from telephony.models import Call, CallStatus, ServiceEvent, can_move
+
+logger = logging.getLogger(__name__)
+
+_TEXT_FIELDS = (CharField, TextField)
+
+
+def _movable_from(new: str) -> list[str]:
+    return [s for s in CallStatus.values if can_move(s, new)]
+
+
+async def acall_advance(
+    *, call_id: uuid.UUID | str, status: str, fields: dict[str, Any] | None = None
+) -> bool:
+    """Move a call to ``status`` (setting ``fields``) if that is forward; True if it moved."""
+    values = {**(fields or {}), "status": status, "updated_at": timezone.now()}
+    moved = await Call.objects.filter(id=call_id, status__in=_movable_from(status)).aupdate(
+        **values
+    )
+    if moved:
+        logger.info("[Telephony Calls] call_id=%s -> %s", call_id, status)
+    return bool(moved)
+
+
+async def acall_fill(*, call_id: uuid.UUID | str, fields: dict[str, Any]) -> None:
+    """Set facts that were still empty (ids, timestamps, causes), whatever the status.
+
+    One UPDATE: each column takes the new value only where it is still empty.
+    """
+    values = {
+        name: Case(
+            When(_empty(name), then=Value(value)),
+            default=F(name),
+        )
+        for name, value in fields.items()
+        if value not in (None, "")
+    }
+    if values:
+        await Call.objects.filter(id=call_id).aupdate(**values)
+
+
+def _empty(name: str) -> Q:
+    empty = Q(**{f"{name}__isnull": True})
+    return empty | Q(**{name: ""}) if _is_text(name) else empty
+
+
+def _is_text(name: str) -> bool:
+    return isinstance(Call._meta.get_field(name), _TEXT_FIELDS)
+
+
+async def acall_create_queued(
+    *, user_id: int, to_number: str, from_number: str, request_id: str, deadline: datetime
+) -> Call:
+    """Write the call as ``queued``: the record exists before any request leaves."""
+    return await Call.objects.acreate(
+        user_id=user_id,
+        to_number=to_number,
+        from_number=from_number,
+        request_id=request_id,
+        deadline=deadline,
+        status=CallStatus.QUEUED,
+    )
+
+
+def service_event(
+    *, kind: str, message: str = "", state: str = "", user_id: int | None = None, **data: Any
+) -> None:
+    """Sync twin of :func:`aservice_event`."""
+    try:
+        ServiceEvent.objects.create(
+            kind=kind,
+            message=message,
+            state=state,
+            user_id=user_id,
+            supervisor_id=str(data.pop("supervisor_id", "")),
+            worker_id=str(data.pop("worker_id", "")),
+            data=data,
+        )
+    except Exception:
+        logger.exception("[Telephony Events] could not record event kind=%s", kind)
+
+
+async def aservice_event(
+    *, kind: str, message: str = "", state: str = "", user_id: int | None = None, **data: Any
+) -> None:
+    """Async twin of :func:`service_event`."""
+    await sync_to_async(service_event)(
+        kind=kind, message=message, state=state, user_id=user_id, **data
+    )
