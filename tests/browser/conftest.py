@@ -1,0 +1,310 @@
+"""Fixtures for browser tests: Debian's Chromium driven by Playwright, against `serve`.
+
+Chromium is the Debian package at /usr/bin/chromium: Playwright never downloads a
+browser here. When it is missing, the session installs it with apt-get if ``CI`` is set,
+and skips the browser tests with the reason otherwise.
+
+``product`` runs the whole product as a newcomer would: ``python manage.py serve`` in a
+temporary var/ directory (own SQLite, embedded Redis, sandbox, workers, daphne). It is
+module-scoped (one start for the module's tests) and stopped by pid, with its whole
+process group, at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from telephony.procutil import pid_alive
+from telephony.sandbox.control import SandboxControl
+from tests.conftest import ROOT, ProcessTracker
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts" / "browser"
+# Short, so outages show within a second; the adapter loads the SDK's lazy resources
+# before the first heartbeat, so a fresh worker's first call cannot look like a hang.
+HEARTBEAT_TIMEOUT = "1"
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """/usr/bin/chromium, installed from Debian's packages in CI when missing."""
+    if not CHROMIUM.exists():
+        if not os.environ.get("CI"):
+            pytest.skip(
+                "Chromium is not installed (/usr/bin/chromium). Install Debian's package "
+                "(apt-get install -y chromium) or set CI=1 to let the tests install it."
+            )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, timeout=600)
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, timeout=900
+        )
+        if done.returncode != 0 or not CHROMIUM.exists():
+            pytest.fail(f"apt-get install chromium failed (exit {done.returncode})")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """One headless Chromium per module. Not per session: Playwright's sync API keeps an
+    event loop running in this thread, which would break every async test after it."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Product:
+    """A running ``serve``: its URL, its sandbox and its processes."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    tracker: ProcessTracker
+    sandbox: SandboxControl
+    var_dir: Path
+    stopped: list[int] = field(default_factory=list)
+
+    def log(self) -> str:
+        return self.tracker.output(self.proc)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = httpx.get(f"{self.url}/api/webrtc/status", timeout=2).json()
+            return body
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    def serves_static(self) -> bool:
+        try:
+            url = f"{self.url}/static/telephony/call-button.js"
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def telephony_pids(self) -> tuple[list[int], list[int]]:
+        """(supervisor pids, worker pids) below the serve process, read from /proc."""
+        supervisors, workers = [], []
+        for pid in descendants(self.proc.pid):
+            argv = cmdline(pid)
+            if "telephony_supervisor" in argv:
+                supervisors.append(pid)
+            elif "telephony_worker" in argv:
+                workers.append(pid)
+        return supervisors, workers
+
+    def stop_telephony(self) -> None:
+        """SIGSTOP the supervisor (so it restarts nothing) and the workers: hung, not gone.
+
+        serve stops everything when a child exits, so nothing is killed here.
+        """
+        supervisors, workers = self.telephony_pids()
+        assert workers or supervisors, f"no telephony processes under serve:\n{self.log()}"
+        for pid in [*supervisors, *workers]:
+            os.kill(pid, signal.SIGSTOP)
+            self.stopped.append(pid)
+
+    def resume_telephony(self) -> None:
+        """SIGCONT, workers first, then the supervisor."""
+        for pid in reversed(self.stopped):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.stopped.clear()
+
+    def wait_status(self, healthy: bool, timeout: float = 30.0) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        body: dict[str, Any] = {}
+        while time.monotonic() < end:
+            body = self.status()
+            if body.get("healthy") is healthy:
+                return body
+            time.sleep(0.1)
+        raise AssertionError(f"status never became healthy={healthy}: {body}\n{self.log()}")
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (children first), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        for child in parents.get(todo.pop(0), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_env(var_dir: Path) -> dict[str, str]:
+    """A newcomer's environment: nothing configured, fast heartbeats."""
+    drop = ("TELNYX_", "TELEPHONY_", "REDIS_URL", "DATABASE_URL", "DJANGO_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "TELEPHONY_VAR_DIR": str(var_dir),
+            "TELEPHONY_WORKERS": "1",
+            "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
+            "TELEPHONY_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
+            "TELEPHONY_SHUTDOWN_GRACE": "2",
+            # The browser tests place more calls than a person would in a minute.
+            "TELEPHONY_RATE_LIMIT_CALL": "100/m",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    """``manage.py serve`` on a free port, ready (healthy) before the tests start."""
+    # The embedded Redis socket lives in var/: keep the path short (unix sockets: ~100 bytes).
+    var_dir = Path(tempfile.mkdtemp(prefix="tel-"))
+    tracker = ProcessTracker(tmp_path_factory.mktemp("serve-logs"))
+    port = free_port()
+    proc = tracker.start(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        env=serve_env(var_dir),
+        name="serve",
+    )
+    product = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 60
+        match = None
+        while time.monotonic() < end and proc.poll() is None:
+            match = re.search(r"sandbox, (http://\S+)/v2", tracker.output(proc))
+            if match and "Ready: http" in tracker.output(proc):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and match, f"serve did not start:\n{tracker.output(proc)}"
+        product = Product(
+            url=url,
+            proc=proc,
+            tracker=tracker,
+            sandbox=SandboxControl(f"{match.group(1)}/_sandbox"),
+            var_dir=var_dir,
+        )
+        product.wait_status(healthy=True)
+        yield product
+    finally:
+        if product is not None:
+            product.resume_telephony()  # a stopped process would sit out SIGTERM
+        children = descendants(proc.pid)
+        if proc.poll() is None:  # Ctrl-C, as a person would; the tracker kills what is left
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                pass
+        tracker.cleanup()
+        # serve's children die with it (PDEATHSIG); anything still alive is a leak.
+        end = time.monotonic() + 15
+        while time.monotonic() < end and any(pid_alive(pid) for pid in children):
+            time.sleep(0.1)
+        leftovers = [f"{pid} {cmdline(pid)}" for pid in children if pid_alive(pid)]
+        for pid in children:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "serve.log").write_text(tracker.output(proc))
+        shutil.rmtree(var_dir, ignore_errors=True)
+        assert not leftovers, f"processes left behind by serve: {leftovers}"
+
+
+@pytest.fixture
+def page(browser: Any, product: Product) -> Iterator[Any]:
+    """A fresh browser context and page; JS errors and console errors are collected."""
+    context = browser.new_context(base_url=product.url, viewport={"width": 1100, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.js_errors = []
+    page.console_errors = []
+    page.on("pageerror", lambda err: page.js_errors.append(str(err)))
+    page.on(
+        "console",
+        lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None,
+    )
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def login(page: Any, username: str = "demo", password: str = "demo") -> None:
+    """Log in through the admin's login form, as a person would, and land on ``/``."""
+    page.goto("/admin/login/?next=/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/")
+
+
+# Chromium reports every non-2xx response and refused socket in the console; those are
+# the expected answers of an outage (503 from /status), not JavaScript errors.
+NETWORK_NOISE = re.compile(r"Failed to load resource|WebSocket connection to .* failed")
+
+
+def script_errors(page: Any) -> list[str]:
+    """Uncaught exceptions plus console errors that are not network noise."""
+    return [*page.js_errors, *(m for m in page.console_errors if not NETWORK_NOISE.search(m))]
+
+
+def screenshot(page: Any, name: str, shots: list[str]) -> str:
+    """Save ``artifacts/browser/<name>.png`` and remember its path for the report."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    shots.append(str(path.relative_to(ROOT)))
+    return str(path)

@@ -1,0 +1,203 @@
+"""Project-wide fixtures: a real Redis, a unique key prefix per test, real subprocesses.
+
+Redis: ``REDIS_URL`` from the environment when set (CI runs the suite once more against
+the machine's Redis 7), otherwise an embedded Redis started once for the session.
+Every test gets its own key prefix (state keys and channel layer), flushed afterwards.
+Every process a test starts goes through ``procs`` and is killed by pid (its whole
+process group) at teardown, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from telephony.embedded_redis import EmbeddedRedis, ping
+from telephony.layers import channel_layers_config
+from telephony.procutil import pid_alive, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of the Redis the tests use: ``REDIS_URL`` if set, else an embedded server."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        if not ping(url):
+            pytest.exit("REDIS_URL is set but no Redis answers there", returncode=3)
+        yield url
+        return
+    # Unix socket paths are limited to ~100 bytes: keep it short.
+    tmp = Path(tempfile.mkdtemp(prefix="tel-redis-"))
+    server = EmbeddedRedis(tmp / "redis.sock").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        tmp.rmdir() if tmp.exists() and not any(tmp.iterdir()) else None
+
+
+@pytest.fixture(autouse=True)
+def telephony_redis(settings: Any, redis_url: str) -> Iterator[str]:
+    """Point this test at the test Redis, under a key prefix of its own; flush it after."""
+    from telephony.connections import reset_clients
+    from telephony.state import state_cache
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    settings.REDIS_URL = redis_url
+    settings.TELEPHONY_REDIS_PREFIX = prefix
+    settings.CHANNEL_LAYERS = channel_layers_config(redis_url, prefix=prefix, capacity=10000)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"{prefix}:cache",
+        }
+    }
+    reset_clients()
+    state_cache.clear()
+    yield prefix
+    state_cache.clear()
+    reset_clients()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_thread_db_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Close the connections the async ORM opened in asgiref's worker thread.
+
+    Django closes only the current thread's connections; on PostgreSQL the one left open
+    in that thread would stop pytest-django from dropping the test database.
+    """
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+        connections.close_all()
+
+
+def run_json_script(code: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run Python ``code`` in a fresh process of the product; return its last line as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def database_url() -> str:
+    """A DATABASE_URL for subprocesses that points at the current test database."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or ""
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}{s.get('HOST') or 'localhost'}{port}/{s['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env(settings: Any, telephony_redis: str) -> dict[str, str]:
+    """Environment for product subprocesses: same Redis, prefix and test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "TELEPHONY_"))}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONUNBUFFERED": "1",
+            "REDIS_URL": settings.REDIS_URL,
+            "TELEPHONY_REDIS_PREFIX": telephony_redis,
+            "DATABASE_URL": database_url(),
+            "TELEPHONY_VAR_DIR": str(settings.VAR_DIR),
+        }
+    )
+    return env
+
+
+class ProcessTracker:
+    """Starts real processes in their own process group and kills every one by pid."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, argv: list[str], *, env: dict[str, str], name: str = "proc", **kw: Any
+    ) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}-{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=kw.pop("stdout", log),
+            stderr=kw.pop("stderr", subprocess.STDOUT),
+            start_new_session=True,
+            **kw,
+        )
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def manage(
+        self, *args: str, env: dict[str, str], name: str | None = None, **kw: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start ``python manage.py <args>``."""
+        return self.start([sys.executable, "manage.py", *args], env=env, name=name or args[0], **kw)
+
+    def output(self, proc: subprocess.Popen[bytes]) -> str:
+        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            # Whatever is left of the group (a worker of a killed supervisor) goes too.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[ProcessTracker]:
+    """Start real processes; all of them are killed by pid at teardown."""
+    tracker = ProcessTracker(tmp_path)
+    try:
+        yield tracker
+    finally:
+        tracker.cleanup()
+
+
+__all__ = ["ROOT", "ProcessTracker", "database_url", "pid_alive", "wait_for"]

@@ -1,0 +1,178 @@
+"""The "Telephony health" admin page and its JSON: staff only, real data, every host."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from telephony.connections import Keys, get_redis, reset_clients
+from telephony.models import Call, CallStatus, Credential, ServiceEvent
+from tests.dashboard.conftest import client_for, put_supervisor, put_worker, sid
+from tests.telephony.test_supervisor import wait_events
+
+PAGE = "/admin/telephony/health/"
+DATA = "/admin/telephony/health.json"
+
+
+def test_health_urls__live_inside_the_admin() -> None:
+    assert reverse("telephony_health:page") == PAGE
+    assert reverse("telephony_health:data") == DATA
+    assert reverse("telephony_health:action", args=["restart"]) == f"{PAGE}actions/restart/"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.django_db(transaction=True)
+def test_health_page__shows_a_real_supervisor_and_its_workers(admin_client, supervisor) -> None:
+    sup, [pid] = supervisor(workers=1)
+    wait_events("worker_started")
+
+    page = admin_client.get(PAGE)
+    assert page.status_code == HTTPStatus.OK
+    html = page.content.decode()
+    assert re.search(r'data-th="status">Ready<', html)
+    assert f'data-pid="{pid}"' in html
+    assert f'data-supervisor-id="{sid(sup)}"' in html
+    assert 'data-kind="worker_started"' in html and "Worker started" in html
+    assert 'action="/admin/telephony/health/actions/restart/"' in html  # a superuser may act
+
+    data = admin_client.get(DATA).json()
+    assert data["service"]["status"] == "ready" and data["service"]["healthy"] is True
+    assert data["service"]["alive"] == data["service"]["desired"] == 1
+    [worker] = data["workers"]
+    assert worker["pid"] == pid and worker["state"] == "serving"
+    assert worker["supervisor_id"] == sid(sup) and worker["breaker"]["state"] == "closed"
+    assert worker["beat_age_s"] < 1.0 and worker["rss_mb"] > 0
+    [record] = data["supervisors"]
+    assert record["id"] == sid(sup) and record["state"] == "running" and record["restarts"] == 0
+    assert {"supervisor_started", "worker_started"} <= {e["kind"] for e in data["events"]}
+    assert data["can_control"] is True
+
+
+@pytest.mark.django_db
+def test_health_page__is_linked_from_the_admin_index(admin_client) -> None:
+    html = admin_client.get("/admin/").content.decode()
+    assert f'href="{PAGE}"' in html and "Telephony health" in html
+    assert "app-telephony" in html  # Django's own app list is still there
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [PAGE, DATA])
+def test_health_page__sends_non_staff_to_the_admin_login(client, customer, url) -> None:
+    for who in (client, client_for(customer)):
+        response = who.get(url)
+        assert response.status_code == HTTPStatus.FOUND
+        assert response["Location"].startswith("/admin/login/?next=")
+
+
+@pytest.mark.django_db
+def test_health_page__staff_without_the_permission_see_but_cannot_act(viewer) -> None:
+    html = client_for(viewer).get(PAGE).content.decode()
+    assert 'data-th="status"' in html
+    assert "/actions/" not in html and "need the permission" in html
+    assert client_for(viewer).get(DATA).json()["can_control"] is False
+
+
+@pytest.mark.django_db
+def test_health_json__covers_every_host_lost_supervisors_and_the_record(
+    admin_client, admin_user, settings: Any
+) -> None:
+    settings.TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = 4
+    settings.TELEPHONY_HEARTBEAT_INTERVAL = 1.0
+    put_supervisor("alpha:10", desired=2, restarts=5, workers=[
+        {"pid": 11, "worker_id": "alpha:11", "started_at": 1, "restarts": 0, "role": "active",
+         "ready": True},
+        {"pid": 12, "worker_id": "alpha:12", "started_at": 1, "restarts": 0, "role": "active",
+         "ready": False},
+    ])  # fmt: skip
+    put_supervisor("beta:20", desired=1, state="running")
+    put_supervisor("gamma:30", desired=1, lost=True)
+    put_worker("alpha:11", supervisor_id="alpha:10")
+    put_worker("beta:21", supervisor_id="beta:20", beat_age_ms=2500, breaker="open")
+    get_redis().hset(
+        Keys.metric_requests(), mapping={"health.ping|ok": 7, "call.dial|provider_error": 2}
+    )
+    get_redis().hset(
+        Keys.metric_latency(),
+        mapping={"health.ping|5": 6, "health.ping|25": 1, "health.ping|count": 7,
+                 "health.ping|sum": 21.0},
+    )  # fmt: skip
+    user = admin_user
+    now = timezone.now()
+    for status, answered, duration in [
+        (CallStatus.COMPLETED, now, 30),
+        (CallStatus.COMPLETED, now, 50),
+        (CallStatus.FAILED, None, None),
+    ]:
+        Call.objects.create(
+            user=user,
+            to_number="+12025550143",
+            status=status,
+            answered_at=answered,
+            duration_seconds=duration,
+        )
+    old = Call.objects.create(user=user, to_number="+12025550143", status=CallStatus.FAILED)
+    Call.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=2))
+    for i, (expires, deleted) in enumerate([(1, None), (1, None), (-1, None), (1, now)]):
+        Credential.objects.create(
+            user=user,
+            telnyx_id=f"c{i}",
+            sip_username=f"u{i}",
+            tag="t",
+            expires_at=now + timedelta(hours=expires),
+            deleted_at=deleted,
+        )
+    ServiceEvent.objects.create(kind="breaker_forced", message="breaker forced open", user=user)
+
+    data = admin_client.get(DATA).json()
+
+    assert data["service"]["status"] == "degraded"  # 2 serving of 4 wanted (lost one counts)
+    assert data["service"]["summary"] == "Serving with 2 of 4 workers."
+    workers = {w["id"]: w for w in data["workers"]}
+    assert workers["alpha:11"]["state"] == "serving"
+    assert workers["beta:21"]["state"] == "late"  # 2.5 s without a beat, interval 1 s
+    assert workers["alpha:12"]["state"] == "starting" and workers["alpha:12"]["handled"] is None
+    assert workers["beta:21"]["breaker"]["state"] == "open"
+    supervisors = {s["id"]: s for s in data["supervisors"]}
+    assert supervisors["gamma:30"]["state"] == "lost" and supervisors["alpha:10"]["restarts"] == 5
+    latency = data["latency"]
+    assert latency["window"] == 80 and latency["p50_ms"] == 4.0 and latency["p99_ms"] == 30.0
+    assert latency["errors"] == {"timeout": 4} and latency["errors_total"] == 4
+    ops = {op["op"]: op for op in latency["ops"]}
+    assert ops["health.ping"]["requests"] == 7 and ops["health.ping"]["mean_ms"] == 3.0
+    assert ops["health.ping"]["p50_le_ms"] == 5.0 and ops["health.ping"]["p99_le_ms"] == 25.0
+    assert ops["call.dial"]["errors"] == 2
+    assert data["calls_today"] | {"since": None} == {
+        "since": None,
+        "placed": 3,
+        "answered": 2,
+        "failed": 1,
+        "in_progress": 0,
+        "avg_duration_s": 40.0,
+    }
+    assert data["credentials"] == {"in_use": 2, "limit": 4, "percent": 50, "level": "ok"}
+    [event] = data["events"]
+    assert event["user"] == user.get_username() and event["tone"] == "control"
+
+    html = admin_client.get(PAGE).content.decode()
+    assert 'data-pid="12"' in html and "th-badge--starting" in html
+    assert "th-badge--lost" in html and "th-badge--late" in html
+    assert f"by {user.get_username()}" in html
+
+
+@pytest.mark.django_db
+def test_health_page__still_answers_when_redis_is_down(admin_client, settings, tmp_path) -> None:
+    settings.REDIS_URL = f"unix://{tmp_path}/nothing.sock"
+    reset_clients()
+    data = admin_client.get(DATA).json()
+    assert data["service"]["status"] == "unavailable"
+    assert data["service"]["reason"] == "redis_unreachable"
+    assert data["service"]["summary"].startswith("Redis is unreachable")
+    assert data["workers"] == [] and data["latency"]["counters_ok"] is False
+    assert admin_client.get(PAGE).status_code == HTTPStatus.OK
