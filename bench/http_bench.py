@@ -1,0 +1,169 @@
+"""The web side under daphne, with no workers at all (issue: HTTP API).
+
+- POST /api/webrtc/call answered 503 at once: p50/p99 over sequential keep-alive
+  requests (a naive client would wait the whole 10 s timeout instead);
+- GET /api/webrtc/status throughput against a trivial async Django view, same server,
+  same load generator, interleaved runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from bench.common import ROOT, emit, median, pct, peak_rss_mb, product_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_up(url: str, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < end:
+            try:
+                async with session.get(url) as r:
+                    if r.status < 500 or r.status == 503:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def _login(session: aiohttp.ClientSession, base: str) -> str:
+    async with session.get(f"{base}/admin/login/") as r:
+        await r.read()
+    csrf = session.cookie_jar.filter_cookies(URL(base))["csrftoken"].value
+    form = {"username": "bench", "password": "bench-pw", "csrfmiddlewaretoken": csrf, "next": "/"}
+    async with session.post(f"{base}/admin/login/", data=form) as r:
+        await r.read()
+    return session.cookie_jar.filter_cookies(URL(base))["csrftoken"].value
+
+
+async def call_503_latency(base: str, n: int) -> dict[str, Any]:
+    # unsafe=True: keep cookies for an IP address host (127.0.0.1).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        csrf = await _login(session, base)
+        headers = {"X-CSRFToken": csrf, "Referer": base + "/"}
+        samples, statuses = [], set()
+        for i in range(n + 50):
+            t = time.perf_counter()
+            async with session.post(
+                f"{base}/api/webrtc/call", json={"to": "+12025550143"}, headers=headers
+            ) as r:
+                await r.read()
+                statuses.add(r.status)
+            if i >= 50:  # warm-up
+                samples.append((time.perf_counter() - t) * 1000)
+    return {
+        "p50_ms": round(pct(samples, 50), 2),
+        "p99_ms": round(pct(samples, 99), 2),
+        "n": len(samples),
+        "statuses": sorted(statuses),
+    }
+
+
+async def trivial_latency(base: str, n: int) -> dict[str, Any]:
+    """The same-run floor under the 503 latency: sequential GETs of the trivial view."""
+    async with aiohttp.ClientSession() as session:
+        samples = []
+        for i in range(n + 50):
+            t = time.perf_counter()
+            async with session.get(f"{base}/bench/trivial") as r:
+                await r.read()
+            if i >= 50:  # warm-up
+                samples.append((time.perf_counter() - t) * 1000)
+    return {"p50_ms": round(pct(samples, 50), 2), "p99_ms": round(pct(samples, 99), 2), "n": n}
+
+
+async def throughput(url: str, seconds: float, connections: int) -> float:
+    done = 0
+    end = time.monotonic() + seconds
+    conn = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=conn) as session:
+
+        async def loop() -> None:
+            nonlocal done
+            while time.monotonic() < end:
+                async with session.get(url) as r:
+                    await r.read()
+                done += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+    return done / (time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=20)
+    args = parser.parse_args()
+    with product_env(
+        DJANGO_SETTINGS_MODULE="bench.settings", TELEPHONY_RATE_LIMIT_CALL="1000000/m"
+    ) as env:
+        import subprocess
+
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import django; django.setup(); "
+                "from django.contrib.auth import get_user_model as g; "
+                "g().objects.create_user('bench', password='bench-pw', is_staff=True)",
+            ],
+            env=env.environ,
+            check=True,
+            cwd=ROOT,
+        )
+        port = _free_port()
+        web = env.start(
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+            name="daphne",
+        )
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(_wait_up(f"{base}/bench/trivial"))
+        latency = asyncio.run(call_503_latency(base, args.n))
+        floor = asyncio.run(trivial_latency(base, args.n))
+        status_rps, trivial_rps = [], []
+        for _ in range(args.runs):
+            trivial_rps.append(
+                asyncio.run(throughput(f"{base}/bench/trivial", args.seconds, args.connections))
+            )
+            status_rps.append(
+                asyncio.run(throughput(f"{base}/api/webrtc/status", args.seconds, args.connections))
+            )
+        emit(
+            {
+                "call_503": latency,
+                "trivial_latency": floor,
+                "status_rps": [round(x, 1) for x in status_rps],
+                "trivial_rps": [round(x, 1) for x in trivial_rps],
+                "ratio": round(median(status_rps) / median(trivial_rps), 3),
+                "web_peak_rss_mb": peak_rss_mb(web.pid),
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The baseline: the same operation behind a plain Channels consumer.
+
+``channels.worker.Worker`` (what ``runworker`` runs) hands messages to one consumer
+instance that handles them one at a time, so a 200 ms provider call caps it at ~5/s.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import django
+from channels.consumer import AsyncConsumer
+
+
+class PlainConsumer(AsyncConsumer):
+    async def credential_create(self, message: dict[str, Any]) -> None:
+        from telephony.adapter import RequestContext
+        from telephony.protocol import ok_reply
+
+        ctx = RequestContext(request_id=message["request_id"], deadline=message["deadline"] / 1000)
+        result = await ops().credential_create(ctx, message["payload"])
+        await self.channel_layer.send(message["reply_to"], ok_reply(message["request_id"], result))
+
+
+_ops: Any = None
+
+
+def ops() -> Any:
+    global _ops
+    if _ops is None:
+        from django.conf import settings
+
+        from telephony.adapter import TelnyxAdapter
+        from telephony.breaker import CircuitBreaker
+        from telephony.operations import Operations
+
+        adapter = TelnyxAdapter(
+            api_key=settings.TELNYX_API_KEY,
+            base_url=settings.TELNYX_BASE_URL,
+            breaker=CircuitBreaker(),
+        )
+        _ops = Operations(adapter, worker_id="plain")
+    return _ops
+
+
+if __name__ == "__main__":
+    django.setup()
+    from channels.layers import get_channel_layer
+    from channels.routing import ChannelNameRouter
+    from channels.worker import Worker
+
+    app = ChannelNameRouter({"telephony": PlainConsumer.as_asgi()})
+    Worker(application=app, channels=["telephony"], channel_layer=get_channel_layer()).run()
+    time.sleep(0)
