@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import Case, CharField, F, Q, TextField, Value, When
+from django.db.models import Case, CharField, F, Field, Q, TextField, Value, When
 from django.utils import timezone
 
 from telephony.models import Call, CallStatus, ServiceEvent, can_move
@@ -47,7 +47,7 @@ async def acall_fill(*, call_id: uuid.UUID | str, fields: dict[str, Any]) -> Non
     """
     values = {
         name: Case(
-            When(_empty(name), then=Value(value)),
+            When(_empty(name), then=Value(value, output_field=_field(name))),
             default=F(name),
         )
         for name, value in fields.items()
@@ -62,8 +62,15 @@ def _empty(name: str) -> Q:
     return empty | Q(**{name: ""}) if _is_text(name) else empty
 
 
+def _field(name: str) -> Field[Any, Any]:
+    """The model field itself, so ``Case`` does not mix e.g. Integer and PositiveInteger."""
+    field = Call._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field
+
+
 def _is_text(name: str) -> bool:
-    return isinstance(Call._meta.get_field(name), _TEXT_FIELDS)
+    return isinstance(_field(name), _TEXT_FIELDS)
 
 
 async def acall_create_queued(

@@ -172,6 +172,31 @@ async def test_webhook__replay_is_stored_once_and_applied_once(key, call) -> Non
     assert await WebhookEvent.objects.acount() == 2
 
 
+async def test_webhook__hangup_after_our_own_hangup_fills_what_is_missing(key, call) -> None:
+    # The agent hung up through the API: the call is terminal but has no duration or cause.
+    await Call.objects.filter(pk=call.pk).aupdate(
+        status=CallStatus.COMPLETED, answered_at=T0 + timedelta(seconds=2)
+    )
+    hangup = event(
+        "call.hangup",
+        call,
+        at=T0 + timedelta(seconds=21),
+        hangup_cause="normal_clearing",
+        end_time=(T0 + timedelta(seconds=20)).isoformat(),
+    )
+    assert (await post(key, hangup)).status_code == 204
+    row = await refreshed(call)
+    assert row.status == CallStatus.COMPLETED
+    assert (row.duration_seconds, row.hangup_cause) == (18, "normal_clearing")
+    assert row.ended_at == T0 + timedelta(seconds=20)
+    # What is already known is never overwritten by a later delivery.
+    again = event("call.hangup", call, hangup_cause="other", end_time=T0.isoformat())
+    assert (await post(key, again)).status_code == 204
+    row = await refreshed(call)
+    assert (row.duration_seconds, row.hangup_cause) == (18, "normal_clearing")
+    assert row.ended_at == T0 + timedelta(seconds=20)
+
+
 async def test_webhook__out_of_order_never_moves_backwards(key, call) -> None:
     hangup = event(
         "call.hangup", call, at=T0 + timedelta(seconds=30), hangup_cause="normal_clearing"
