@@ -33,8 +33,12 @@ async def _connect(user) -> WebsocketCommunicator:
 async def test_ws__anonymous_connection_is_refused() -> None:
     comm = WebsocketCommunicator(TelephonyConsumer.as_asgi(), "/ws/webrtc/")
     comm.scope["user"] = AnonymousUser()
-    connected, code = await comm.connect()
-    assert not connected and code == 4401
+    try:
+        connected, code = await comm.connect()
+        assert not connected and code == 4401
+    finally:
+        # The browser's side of the close: the consumer stops and leaves no task behind.
+        await comm.disconnect()
 
 
 async def test_ws__sends_the_state_on_connect_and_answers_pings() -> None:
