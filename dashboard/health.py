@@ -72,6 +72,8 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
         beat_age = _age_s(now, w.get("beat_at"))
         if w.get("draining"):
             word = "draining"
+        elif w.get("spare"):
+            word = "spare"
         elif beat_age is not None and beat_age > late_after:
             word = "late"
         else:

@@ -181,7 +181,7 @@ class TelephonyCollector(Collector):
         )
         available.add_metric([], 1.0 if state.available else 0.0)
         yield available
-        alive = GaugeMetricFamily("telephony_workers_alive", "Workers serving (not draining).")
+        alive = GaugeMetricFamily("telephony_workers_alive", "Workers serving requests.")
         alive.add_metric([], float(state.alive))
         yield alive
         desired = GaugeMetricFamily("telephony_workers_desired", "Workers the supervisors run.")

@@ -83,7 +83,7 @@ def compute_state(
     SIGKILL, a dead host): the workers they should run still count as desired, so the
     state says ``degraded`` until they come back or an operator stops them on purpose.
     """
-    serving = [w for w in workers if not w.get("draining")]
+    serving = [w for w in workers if not w.get("draining") and not w.get("spare")]
     alive = len(serving)
     lost = [{**s, "state": "lost"} for s in lost or []]
     running_sups = [s for s in supervisors if s.get("state") != STOPPED] + lost

@@ -29,6 +29,7 @@ from telephony.state import now_ms
 from telephony.supervisor_children import (
     ACTIVE,
     RETIRING,
+    SPARE,
     STANDBY,
     Waker,
     WorkerHandle,
@@ -69,6 +70,7 @@ class Supervisor(PoolMixin):
         self.replace_queue: deque[WorkerHandle] = deque()
         self.standby: WorkerHandle | None = None
         self.replace_not_before = 0.0
+        self.spare_not_before = 0.0  # after a failure, spares are replenished after its backoff
         self.rolling = False
         self.state = STARTING
         self.restarts = 0
@@ -149,6 +151,7 @@ class Supervisor(PoolMixin):
             "state": self.state,
             "desired": self.desired,
             "alive": sum(1 for c in self.children if c.role == ACTIVE and c.ready),
+            "spares": sum(1 for c in self.children if c.role == SPARE and c.ready),
             "restarts": self.restarts,
             "restarts_in_window": self.policy.in_window(),
             "workers": [c.summary() for c in self.children],
@@ -198,7 +201,7 @@ class Supervisor(PoolMixin):
 
     def _spawn(self, role: str, **fields: Any) -> WorkerHandle | None:
         try:
-            proc = spawn_worker(self.sid)
+            proc = spawn_worker(self.sid, spare=role == SPARE)
         except OSError as e:
             logger.error("[Telephony Supervisor] cannot start a worker sid=%s: %s", self.sid, e)
             return None
@@ -226,7 +229,7 @@ class Supervisor(PoolMixin):
             if child is self.standby:
                 self.standby = None
             decision, counted = self._decide(child)
-            why = "hung" if child.hung else ("standby" if child.role == STANDBY else "crashed")
+            why = "hung" if child.hung else child.role if child.role != ACTIVE else "crashed"
             self._event(
                 "worker_exited",
                 f"Worker exited worker_id={child.worker_id} {how} ({why}); "
@@ -248,6 +251,12 @@ class Supervisor(PoolMixin):
                 if child.replaces is not None and child.replaces in self.children:
                     self.replace_queue.appendleft(child.replaces)
                 self.replace_not_before = now + decision.delay
+            elif child.role == SPARE:
+                self.spare_not_before = now + decision.delay
+            elif (spare := self._ready_spare()) is not None:
+                # Take over at once; a new spare is started after the backoff instead.
+                self._use_spare(spare, replaces=child.worker_id, restarts=child.restarts + 1)
+                self.spare_not_before = now + decision.delay
             else:
                 self.pending.append(
                     PendingStart(now + decision.delay, child.restarts + 1, child.worker_id,

@@ -1,8 +1,10 @@
 """One supervised worker process: how it is started, signalled and judged.
 
 A worker is ``active`` (counts towards the desired number), ``standby`` (a replacement
-started before the worker it replaces is stopped, for recycling and rolling restarts)
-or ``retiring`` (asked to stop on purpose: it drains and its exit is not a failure).
+started before the worker it replaces is stopped, for recycling and rolling restarts),
+``spare`` (fully loaded but idle; SIGUSR1 makes it active the moment an active worker
+dies, instead of waiting seconds for a cold start) or ``retiring`` (asked to stop on
+purpose: it drains and its exit is not a failure).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from telephony.state import now_ms
 
 ACTIVE = "active"
 STANDBY = "standby"
+SPARE = "spare"
 RETIRING = "retiring"
 
 
-def spawn_worker(supervisor_id: str) -> subprocess.Popen[bytes]:
+def spawn_worker(supervisor_id: str, *, spare: bool = False) -> subprocess.Popen[bytes]:
     """Start ``manage.py telephony_worker`` as a child that dies with this process.
 
     PDEATHSIG (SIGTERM) is what stops the workers when the supervisor is SIGKILLed:
@@ -37,6 +40,8 @@ def spawn_worker(supervisor_id: str) -> subprocess.Popen[bytes]:
     whoever stops the group stops it too.
     """
     argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "telephony_worker"]
+    if spare:
+        argv.append("--spare")
     env = {**os.environ, "TELEPHONY_SUPERVISOR_ID": supervisor_id}
     return subprocess.Popen(
         argv,
@@ -134,6 +139,13 @@ class WorkerHandle:
         if now - self.started_mono > start_timeout:
             return f"no first heartbeat within {start_timeout:.0f} s"
         return ""
+
+    def activate(self) -> None:
+        """Make a ready spare take requests: SIGUSR1 (its handler is installed before its
+        first beat, so only a spare that has beaten may get it)."""
+        assert self.role == SPARE and self.ready
+        self.role = ACTIVE
+        self._signal(signal.SIGUSR1)
 
     def terminate(self, *, grace: float, now: float) -> None:
         """SIGTERM (it drains), SIGCONT (a stopped process could not act on it), then SIGKILL

@@ -107,6 +107,7 @@ class RestartPolicy:
         return {"in_window": self.in_window(), "total": self.total_failures}
 
 
+MAX_SPARES = 4
 TICK = 0.05  # the supervisor's loop period: the longest a crash goes unnoticed
 
 
@@ -126,6 +127,7 @@ class SupervisorConfig:
     shutdown_grace: float = 10.0
     max_requests: int = 10_000
     max_rss_mb: float = 512.0
+    spares: int = 0
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     @classmethod
@@ -138,6 +140,7 @@ class SupervisorConfig:
             shutdown_grace=float(settings.TELEPHONY_SHUTDOWN_GRACE),
             max_requests=int(settings.TELEPHONY_WORKER_MAX_REQUESTS),
             max_rss_mb=float(settings.TELEPHONY_WORKER_MAX_RSS_MB),
+            spares=max(0, min(int(settings.TELEPHONY_SPARE_WORKERS), MAX_SPARES)),
             policy=PolicyConfig.from_settings(),
         )
 

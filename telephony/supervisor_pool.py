@@ -6,6 +6,13 @@ graceful stop) to keep each module readable. Replacements (recycling and rolling
 restarts) go one at a time: the new worker is started as a ``standby`` and only when it
 has beaten once does the old one get SIGTERM (it drains), so capacity never drops.
 
+Spares (``TELEPHONY_SPARE_WORKERS``) are workers started and loaded but idle. A worker
+that dies, is due for a restart, or is recycled is replaced by a ready spare at once
+(SIGUSR1), and a new spare is started in the background, after the failure's backoff.
+A rolling restart does not use them (they run the old code): it retires them and they
+are started again once it is over. Spares are started only while every active worker
+serves and nothing else is starting, so they never slow down the workers that matter.
+
 Operator commands come from ``telephony.control`` through Redis, as JSON objects
 ``{"id", "cmd": "restart" | "reset" | "scale", "n"?, "user_id", "at"}``.
 """
@@ -13,12 +20,13 @@ Operator commands come from ``telephony.control`` through Redis, as JSON objects
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from telephony.state import now_ms
-from telephony.supervisor_children import ACTIVE, STANDBY, WorkerHandle
+from telephony.supervisor_children import ACTIVE, SPARE, STANDBY, WorkerHandle
 from telephony.supervisor_policy import Decision
 from telephony.supervisor_store import FAILED, RUNNING, STARTING
 
@@ -58,6 +66,7 @@ class PoolMixin:
     replace_queue: deque[WorkerHandle]
     standby: WorkerHandle | None
     replace_not_before: float
+    spare_not_before: float
     rolling: bool
     commands: list[dict[str, Any]]
     _redis_ok: bool
@@ -156,6 +165,10 @@ class PoolMixin:
             return
         for start in sorted((p for p in self.pending if p.due <= now), key=lambda p: p.due):
             self.pending.remove(start)
+            spare = self._ready_spare()
+            if spare is not None:
+                self._use_spare(spare, replaces=start.replaces, restarts=start.restarts)
+                continue
             child = self._spawn(ACTIVE, restarts=start.restarts)
             if child is not None:
                 self.restarts += 1
@@ -173,16 +186,72 @@ class PoolMixin:
         missing = self.desired - len(active) - len(self.pending)
         if missing > 0 and self.state != FAILED:
             for _ in range(missing):
-                child = self._spawn(ACTIVE)
-                if child is not None:
+                spare = self._ready_spare()
+                if spare is not None:
+                    spare.activate()
+                started = spare or self._spawn(ACTIVE)
+                if started is not None:
                     self._event(
                         "worker_started",
-                        f"Worker started worker_id={child.worker_id}",
-                        worker_id=child.worker_id,
-                        pid=child.pid,
+                        f"Worker started worker_id={started.worker_id}"
+                        + (" (a spare)" if started is spare else ""),
+                        worker_id=started.worker_id,
+                        pid=started.pid,
+                        spare=started is spare,
                     )
         elif missing < 0:
             self._shrink(-missing, active, now)
+        self._keep_spares(now)
+
+    # -- spares ---------------------------------------------------------------------------
+
+    def _spares(self) -> list[WorkerHandle]:
+        return [c for c in self.children if c.role == SPARE and c.term_at is None]
+
+    def _ready_spare(self) -> WorkerHandle | None:
+        if self.state == FAILED:
+            return None
+        return next((c for c in self._spares() if c.ready), None)
+
+    def _use_spare(self, spare: WorkerHandle, *, replaces: str, restarts: int) -> None:
+        """A spare takes over from a worker that died: a restart without a cold start."""
+        spare.activate()
+        spare.restarts = restarts
+        self.restarts += 1
+        self._event(
+            "worker_restarted",
+            f"Worker restarted worker_id={spare.worker_id} replaces={replaces} "
+            "at once (a spare took over)",
+            worker_id=spare.worker_id,
+            pid=spare.pid,
+            replaces=replaces,
+            delay=0.0,
+            restarts=restarts,
+            spare=True,
+        )
+
+    def _keep_spares(self, now: float) -> None:
+        """Start the spares that are missing, when nothing more important is starting."""
+        missing = self.cfg.spares - len(self._spares())
+        if (
+            missing <= 0
+            or self.desired == 0
+            or self.signals
+            or self.state == FAILED
+            or self.rolling
+            or self.pending
+            or self.standby is not None
+            or now < self.spare_not_before
+            or not all(c.ready for c in self.children if c.role == ACTIVE)
+        ):
+            return
+        for _ in range(missing):
+            child = self._spawn(SPARE)
+            if child is not None:
+                logger.info(
+                    "[Telephony Supervisor] Spare starting worker_id=%s sid=%s",
+                    child.worker_id, self.sid,
+                )  # fmt: skip
 
     def _shrink(self, excess: int, active: list[WorkerHandle], now: float) -> None:
         while excess and self.pending:
@@ -211,6 +280,13 @@ class PoolMixin:
             target = self.replace_queue.popleft()
             if target not in self.children or target.role != ACTIVE or target.term_at is not None:
                 continue
+            spare = self._ready_spare() if target.replace_reason != "rolling_restart" else None
+            if spare is not None:
+                spare.activate()
+                spare.replaces, spare.reason = target, target.replace_reason
+                spare.restarts = target.restarts
+                self._promote(spare, now)
+                return
             self.standby = self._spawn(
                 STANDBY, replaces=target, reason=target.replace_reason, restarts=target.restarts
             )
@@ -220,7 +296,8 @@ class PoolMixin:
             self._event("rolling_restart", "Rolling restart finished", phase="finished")
 
     def _promote(self, standby: WorkerHandle, now: float) -> None:
-        self.standby = None
+        if standby is self.standby:
+            self.standby = None
         standby.role = ACTIVE
         target = standby.replaces
         standby.replaces = None
@@ -285,6 +362,8 @@ class PoolMixin:
             if not child.replace_reason:
                 self.replace_queue.append(child)
             child.replace_reason = "rolling_restart"
+        for spare in self._spares():  # they run the old code: new ones start afterwards
+            self._retire(spare, time.monotonic())
         self.rolling = True
         self._event(
             "rolling_restart",

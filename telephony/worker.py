@@ -60,6 +60,7 @@ class TelephonyWorker:
         layer: BaseChannelLayer | None = None,
         concurrency: int | None = None,
         clock: Callable[[], float] = time.time,
+        spare: bool = False,
     ) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency or int(settings.TELEPHONY_WORKER_CONCURRENCY)
@@ -85,6 +86,8 @@ class TelephonyWorker:
         self.started_at = now_ms()
         self.supervisor_id = os.environ.get("TELEPHONY_SUPERVISOR_ID", "")
         self.draining = False
+        self.spare = spare
+        self._promoted = asyncio.Event()
         self._stop = asyncio.Event()
         self._closing = False
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -104,21 +107,35 @@ class TelephonyWorker:
             self.draining = True
             self._stop.set()
 
+    def promote(self) -> None:
+        """SIGUSR1: a spare starts taking requests (and beats at once, so it counts)."""
+        if self.spare and not self._stop.is_set():
+            self.spare = False
+            self._promoted.set()
+            logger.info("[Telephony Worker] Promoted worker_id=%s: taking requests", self.worker_id)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        # Before the first beat: the supervisor signals a spare only once it has beaten.
+        loop.add_signal_handler(signal.SIGUSR1, self.promote)
         await self._beat()  # first beat: we are up, the adapter is loaded
         logger.info(
-            "[Telephony Worker] Started worker_id=%s concurrency=%d",
+            "[Telephony Worker] Started worker_id=%s concurrency=%d%s",
             self.worker_id,
             self.concurrency,
+            " as a spare (idle until promoted)" if self.spare else "",
         )
-        background = [
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._reconcile_loop(), name="reconciler"),
-        ]
+        background = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        was_spare = self.spare
+        if was_spare:
+            await self._until_promoted()
         intake = asyncio.create_task(self._intake_loop(), name="intake")
+        if not self._stop.is_set():
+            background.append(asyncio.create_task(self._reconcile_loop(), name="reconciler"))
+            if was_spare:  # counted as serving now, not a heartbeat later
+                background.append(asyncio.create_task(self._beat_once(), name="promoted-beat"))
         await self._stop.wait()
         intake.cancel()
         # A receive cancelled while its first Redis connection is being set up can stay
@@ -137,6 +154,16 @@ class TelephonyWorker:
             "[Telephony Worker] Stopped worker_id=%s handled=%d failed=%d",
             self.worker_id, self.stats.handled, self.stats.failed,
         )  # fmt: skip
+
+    async def _until_promoted(self) -> None:
+        """A spare waits here, fully loaded, until SIGUSR1 (or a stop)."""
+        waits = {
+            asyncio.create_task(self._promoted.wait()),
+            asyncio.create_task(self._stop.wait()),
+        }
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
 
     async def _drain(self, grace: float) -> None:
         if self._tasks:
@@ -266,6 +293,7 @@ class TelephonyWorker:
             "latency": self.stats.summary(),
             "concurrency": self.concurrency,
             "draining": self.draining,
+            "spare": self.spare,
         }
 
     async def _beat(self) -> None:
@@ -302,12 +330,15 @@ class TelephonyWorker:
         interval = float(settings.TELEPHONY_HEARTBEAT_INTERVAL)
         while not self._closing:
             await asyncio.sleep(interval)
-            try:
-                await self._beat()
-            except (redis.RedisError, OSError) as e:
-                logger.warning("[Telephony Worker] heartbeat failed: %s", type(e).__name__)
-            except Exception:
-                logger.exception("[Telephony Worker] heartbeat crashed; continuing")
+            await self._beat_once()
+
+    async def _beat_once(self) -> None:
+        try:
+            await self._beat()
+        except (redis.RedisError, OSError) as e:
+            logger.warning("[Telephony Worker] heartbeat failed: %s", type(e).__name__)
+        except Exception:
+            logger.exception("[Telephony Worker] heartbeat crashed; continuing")
 
     async def _forget(self) -> None:
         try:

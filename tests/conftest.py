@@ -131,6 +131,8 @@ def subprocess_env(settings: Any, telephony_redis: str) -> dict[str, str]:
             "TELEPHONY_REDIS_PREFIX": telephony_redis,
             "DATABASE_URL": database_url(),
             "TELEPHONY_VAR_DIR": str(settings.VAR_DIR),
+            # Tests count and kill workers; the ones about spares ask for them.
+            "TELEPHONY_SPARE_WORKERS": "0",
         }
     )
     return env

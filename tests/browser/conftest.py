@@ -196,6 +196,7 @@ def serve_env(var_dir: Path) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             "TELEPHONY_VAR_DIR": str(var_dir),
             "TELEPHONY_WORKERS": "1",
+            "TELEPHONY_SPARE_WORKERS": "0",  # a killed worker must show as gone
             "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
             "TELEPHONY_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
             "TELEPHONY_SHUTDOWN_GRACE": "2",

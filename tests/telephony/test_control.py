@@ -23,6 +23,7 @@ from tests.telephony.test_supervisor import (
     events,
     record,
     sid,
+    spare_pids,
     start_supervisor,
     wait_events,
     wait_ready,
@@ -130,11 +131,15 @@ def test_control__scale_up_then_down(procs, sup_env) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("spares", ["0", "1"])
 async def test_control__rolling_restart_replaces_every_worker_without_failing_a_ping(
-    procs, sup_env
+    procs, sup_env, spares
 ) -> None:
-    sup = start_supervisor(procs, sup_env, workers=2)
+    sup = start_supervisor(procs, sup_env, workers=2, TELEPHONY_SPARE_WORKERS=spares)
     old = set(await sync_to_async(wait_ready)(procs, sup, 2))
+    if spares == "1":
+        assert await sync_to_async(wait_for)(lambda: len(spare_pids(sup)) == 1, timeout=START)
+        old |= set(await sync_to_async(spare_pids)(sup))  # it runs the old code too
     reached = await sync_to_async(control.request_restart)(user_id=None)
     assert reached == [sid(sup)]
     service = get_telephony_service()
@@ -159,3 +164,7 @@ async def test_control__rolling_restart_replaces_every_worker_without_failing_a_
     recycled = await sync_to_async(events)("worker_recycled")
     assert {e.data["reason"] for e in recycled} == {"rolling_restart"} and len(recycled) == 2
     assert (await sync_to_async(record)(sup))["restarts"] == 0
+    if spares == "1":  # a new spare, with the new code, once the restart is over
+        assert await sync_to_async(wait_for)(
+            lambda: len(spare_pids(sup)) == 1 and not set(spare_pids(sup)) & old, timeout=START
+        )

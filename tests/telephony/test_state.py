@@ -31,8 +31,8 @@ def _state(sups=(), workers=(), forced=None, stopped=False):
     )
 
 
-def _w(breaker="closed", draining=False):
-    return {"id": "h:1", "breaker": breaker, "draining": draining}
+def _w(breaker="closed", draining=False, spare=False):
+    return {"id": "h:1", "breaker": breaker, "draining": draining, "spare": spare}
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,9 @@ def _w(breaker="closed", draining=False):
         ([{"state": "running", "desired": 2}], [_w(), _w()], None, False, READY),
         ([{"state": "running", "desired": 2}], [_w()], None, False, DEGRADED),
         ([{"state": "running", "desired": 2}], [_w(), _w(draining=True)], None, False, DEGRADED),
+        # An idle spare takes no requests: it neither serves nor makes up for a missing worker.
+        ([{"state": "running", "desired": 2}], [_w(), _w(spare=True)], None, False, DEGRADED),
+        ([{"state": "running", "desired": 1}], [_w(spare=True)], None, False, UNAVAILABLE),
         ([{"state": "running", "desired": 1}], [_w("open")], None, False, UNAVAILABLE),
         ([{"state": "running", "desired": 2}], [_w("open"), _w()], None, False, DEGRADED),
         ([{"state": "running", "desired": 2}], [_w("half_open"), _w()], None, False, DEGRADED),

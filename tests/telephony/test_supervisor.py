@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -71,8 +72,21 @@ def worker_pids(sup: subprocess.Popen[bytes], state: ServiceState | None = None)
     return sorted(
         int(w["pid"])
         for w in state.workers
-        if w.get("supervisor_id") == sid(sup) and not w.get("draining")
+        if w.get("supervisor_id") == sid(sup) and not w.get("draining") and not w.get("spare")
     )
+
+
+def spare_pids(sup: subprocess.Popen[bytes]) -> list[int]:
+    """Pids of this supervisor's idle spares (loaded, beating, taking no requests)."""
+    return sorted(
+        int(w["pid"])
+        for w in read_state().workers
+        if w.get("supervisor_id") == sid(sup) and w.get("spare") and not w.get("draining")
+    )
+
+
+def beat_of(pid: int) -> dict[str, Any]:
+    return next(w for w in read_state().workers if int(w["pid"]) == pid)
 
 
 def wait_ready(
@@ -153,6 +167,53 @@ def test_supervisor__kills_and_replaces_a_stopped_worker(procs, sup_env) -> None
     [replacement] = wait_ready(procs, sup, 1)
     assert replacement != victim
     assert wait_events("worker_restarted")[0].data["replaces"] == f"{HOST}:{victim}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_supervisor__a_spare_takes_over_a_killed_worker_at_once(procs, sup_env) -> None:
+    sup = start_supervisor(procs, sup_env, workers=1, TELEPHONY_SPARE_WORKERS="1")
+    [victim] = await sync_to_async(wait_ready)(procs, sup, 1)
+    assert await sync_to_async(wait_for)(lambda: len(spare_pids(sup)) == 1, timeout=START)
+    [spare] = await sync_to_async(spare_pids)(sup)
+    state = await sync_to_async(read_state)()
+    assert (state.status, state.alive, state.desired) == (READY, 1, 1)  # a spare is not counted
+    service = get_telephony_service()
+    for _ in range(10):
+        await service.aping(timeout=10)
+    await asyncio.sleep(0.5)  # a beat later, the counts are in the heartbeats
+    assert (await sync_to_async(beat_of)(spare))["handled"] == 0  # idle: took nothing
+
+    os.kill(victim, signal.SIGKILL)
+    took_over = await sync_to_async(wait_for)(lambda: worker_pids(sup) == [spare], timeout=10)
+    assert took_over, procs.output(sup)[-3000:]
+    assert (await service.aping(timeout=10))["worker_id"] == f"{HOST}:{spare}"
+    restarted = (await sync_to_async(wait_events)("worker_restarted"))[0].data
+    assert restarted["spare"] is True and restarted["delay"] == 0
+    assert restarted["replaces"] == f"{HOST}:{victim}" and restarted["pid"] == spare
+    assert (await sync_to_async(record)(sup))["restarts"] == 1
+    # A new spare is started behind it, after the failure's backoff.
+    renewed = await sync_to_async(wait_for)(
+        lambda: len(spare_pids(sup)) == 1 and spare_pids(sup) != [spare], timeout=START
+    )
+    assert renewed, procs.output(sup)[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_supervisor__a_killed_spare_is_started_again_and_counts_as_a_failure(
+    procs, sup_env
+) -> None:
+    sup = start_supervisor(procs, sup_env, workers=1, TELEPHONY_SPARE_WORKERS="1")
+    [active] = wait_ready(procs, sup, 1)
+    assert wait_for(lambda: len(spare_pids(sup)) == 1, timeout=START)
+    [spare] = spare_pids(sup)
+    os.kill(spare, signal.SIGKILL)
+    exited = wait_events("worker_exited", worker_id=f"{HOST}:{spare}")[0].data
+    assert exited["reason"] == "spare" and exited["counted"] is True
+    assert wait_for(lambda: spare_pids(sup) not in ([], [spare]), timeout=START)
+    assert worker_pids(sup) == [active]  # the serving worker was never touched
+    assert read_state().status == READY
 
 
 @pytest.mark.slow
@@ -270,10 +331,12 @@ def test_supervisor__sigkill_leaves_no_orphan_worker(procs, sup_env) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("spares", ["0", "1"])
 async def test_supervisor__recycles_at_max_requests_without_failing_a_request(
-    procs, sup_env
+    procs, sup_env, spares
 ) -> None:
-    sup = start_supervisor(procs, sup_env, workers=2, TELEPHONY_WORKER_MAX_REQUESTS="20")
+    limits = {"TELEPHONY_WORKER_MAX_REQUESTS": "20", "TELEPHONY_SPARE_WORKERS": spares}
+    sup = start_supervisor(procs, sup_env, workers=2, **limits)
     first = await sync_to_async(wait_ready)(procs, sup, 2)
     service = get_telephony_service()
     ok, failed = 0, []

@@ -281,3 +281,27 @@ async def test_worker__hangup_of_another_users_call_is_not_found(
         await service.ahangup(other, call["id"])
     with pytest.raises(exc.NotFound):
         await service.acall_status(other, str(uuid.uuid4()))
+
+
+async def test_worker__a_spare_takes_nothing_until_sigusr1(start_worker) -> None:
+    proc = start_worker("--spare")
+    assert worker_beat(proc.pid)["spare"] is True
+    with pytest.raises(exc.ServiceUnavailable):  # a spare does not make the service available
+        await service.aping(timeout=2)
+    # Nor does it take a request off the channel while it waits.
+    layer = get_channel_layer()
+    reply_to = await layer.new_channel()
+    waiting = new_request("health.ping", reply_to=reply_to, timeout=30, payload={})
+    await layer.send(CHANNEL, waiting)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(reply_to), 1.0)
+
+    os.kill(proc.pid, signal.SIGUSR1)
+    reply = await asyncio.wait_for(layer.receive(reply_to), 10)
+    assert reply["ok"] and reply["request_id"] == waiting["request_id"]
+    assert await asyncio.to_thread(
+        wait_for, lambda: (worker_beat(proc.pid) or {}).get("spare") is False, timeout=5
+    )
+    assert (await service.aping(timeout=5))["worker_id"].endswith(f":{proc.pid}")
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 30) == 0

@@ -118,7 +118,7 @@ class Command(BaseCommand):
         header = f"  {'WORKER':<28} {'PID':>7} {'BEAT':>6} {'HANDLED':>8} {'FAILED':>7} "
         self.stdout.write(header + f"{'IN-FLIGHT':>9} {'RSS MB':>7}  BREAKER")
         for w in sorted(workers, key=lambda w: int(w.get("pid", 0))):
-            flags = " draining" if w.get("draining") else ""
+            flags = " draining" if w.get("draining") else (" spare" if w.get("spare") else "")
             self.stdout.write(
                 f"  {w.get('id')!s:<28} {w.get('pid', '-'):>7} {_age(w.get('beat_at'), now):>6} "
                 f"{w.get('handled', 0):>8} {w.get('failed', 0):>7} {w.get('in_flight', 0):>9} "

@@ -16,6 +16,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--concurrency", type=int, default=None)
+        parser.add_argument(
+            "--spare",
+            action="store_true",
+            help="start fully loaded but idle; SIGUSR1 makes it take requests",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if os.environ.get("TELEPHONY_TEST_CRASH_AT_START"):
@@ -26,7 +31,7 @@ class Command(BaseCommand):
             sys.exit(3)
         from telephony.worker import TelephonyWorker
 
-        asyncio.run(TelephonyWorker(concurrency=opts["concurrency"]).run())
+        asyncio.run(TelephonyWorker(concurrency=opts["concurrency"], spare=opts["spare"]).run())
         # Everything is drained and closed: skip the interpreter's slow teardown of the
         # Telnyx SDK's thousands of modules (0.5-1.5 s on every worker exit).
         logging.shutdown()
