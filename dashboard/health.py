@@ -72,10 +72,10 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
         beat_age = _age_s(now, w.get("beat_at"))
         if w.get("draining"):
             word = "draining"
-        elif w.get("spare"):
-            word = "spare"
         elif beat_age is not None and beat_age > late_after:
             word = "late"
+        elif w.get("spare"):
+            word = "spare"
         else:
             word = "serving"
         detail = w.get("breaker_detail") or {}

@@ -95,6 +95,7 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     put_supervisor("gamma:30", desired=1, lost=True)
     put_worker("alpha:11", supervisor_id="alpha:10")
     put_worker("beta:21", supervisor_id="beta:20", beat_age_ms=2500, breaker="open")
+    put_worker("alpha:13", supervisor_id="alpha:10", spare=True, handled=0, latency={})
     get_redis().hset(
         Keys.metric_requests(), mapping={"health.ping|ok": 7, "call.dial|provider_error": 2}
     )
@@ -137,6 +138,7 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     workers = {w["id"]: w for w in data["workers"]}
     assert workers["alpha:11"]["state"] == "serving"
     assert workers["beta:21"]["state"] == "late"  # 2.5 s without a beat, interval 1 s
+    assert workers["alpha:13"]["state"] == "spare"  # idle: not among the 2 serving
     assert workers["alpha:12"]["state"] == "starting" and workers["alpha:12"]["handled"] is None
     assert workers["beta:21"]["breaker"]["state"] == "open"
     supervisors = {s["id"]: s for s in data["supervisors"]}
