@@ -60,8 +60,8 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
     "supervisor": (
         "bench.supervisor_bench",
         ["--runs", "5", "--kill-runs", "3", "--fast"],
-        ["--runs", "2", "--kill-runs", "1"],
-        900,
+        ["--runs", "2", "--kill-runs", "1", "--cold-runs", "1"],
+        1500,
     ),
 }
 

@@ -15,6 +15,10 @@ process, each sending ``credential.create`` with a ``--timeout`` deadline, back 
 - sigstop: one worker, no load, SIGSTOP: time until the state stops counting it, until
   the supervisor calls it hung, and until a different worker's first heartbeat.
 
+Supervisors run with ``--spares`` idle spare workers (the product's default, 1), and wait
+for them before the fault. kill1 and sigstop are also run with no spare (``--cold-runs``):
+the same-run baseline, a restart that waits for a worker's cold start.
+
 Supervisor-side moments come from its ``ServiceEvent`` rows (epoch ms), ours from
 ``time.time()``; everything runs on this host, so the clocks are the same.
 
@@ -122,7 +126,7 @@ async def own_workers(sup: subprocess.Popen[bytes]) -> tuple[Any, list[int]]:
     pids = [
         int(w["pid"])
         for w in state.workers
-        if w.get("supervisor_id") == sid(sup) and not w.get("draining")
+        if w.get("supervisor_id") == sid(sup) and not w.get("draining") and not w.get("spare")
     ]
     return state, sorted(pids)
 
@@ -137,7 +141,8 @@ async def poll(predicate: Any, timeout: float, interval: float = 0.02) -> float 
     return None
 
 
-async def start_supervisor(env: Env, workers: int, extra: dict[str, str]) -> Any:
+async def start_supervisor(env: Env, workers: int, extra: dict[str, str], spares: int) -> Any:
+    extra = {**extra, "TELEPHONY_SPARE_WORKERS": str(spares)}
     sup = env.manage("telephony_supervisor", "--workers", str(workers), name="sup", extra=extra)
 
     async def ready() -> bool:
@@ -145,7 +150,12 @@ async def start_supervisor(env: Env, workers: int, extra: dict[str, str]) -> Any
             raise RuntimeError(f"supervisor exited with {sup.returncode}; see {env.var}")
         state, pids = await own_workers(sup)
         rec = next((s for s in state.supervisors if s.get("id") == sid(sup)), {})
-        return state.status == "ready" and rec.get("state") == "running" and len(pids) == workers
+        return (
+            state.status == "ready"
+            and rec.get("state") == "running"
+            and len(pids) == workers
+            and rec.get("spares", 0) == spares
+        )
 
     if await poll(ready, START_TIMEOUT, 0.1) is None:
         stop_supervisor(sup)
@@ -203,7 +213,7 @@ def claims(rids: list[str]) -> list[str | None]:
 
 
 async def kill_one_of_two(env: Env, users: list[Any], args: Any) -> dict[str, Any]:
-    sup = await start_supervisor(env, 2, {})
+    sup = await start_supervisor(env, 2, {}, args.spares)
     try:
         load = Load(users, args.timeout)
         running = load.start(args.callers)
@@ -246,8 +256,8 @@ async def kill_one_of_two(env: Env, users: list[Any], args: Any) -> dict[str, An
     }
 
 
-async def kill_to_success(env: Env, users: list[Any], args: Any) -> dict[str, Any]:
-    sup = await start_supervisor(env, 1, {})
+async def kill_to_success(env: Env, users: list[Any], args: Any, spares: int) -> dict[str, Any]:
+    sup = await start_supervisor(env, 1, {}, spares)
     try:
         load = Load(users, args.timeout)
         running = load.start(args.callers)
@@ -273,6 +283,7 @@ async def kill_to_success(env: Env, users: list[Any], args: Any) -> dict[str, An
     after = [e for e in load.log if e[2] > t_kill]
     first_503 = min((d for _, _, d, o in after if o == "service_unavailable"), default=None)
     return {
+        "spare_took_over": bool(restarted and restarted.get("spare")),
         "kill_to_success_s": secs(t_kill, load.first_success_after(t_kill)),
         "kill_to_exit_seen_s": secs(t_kill, at(exited)),
         "restart_backoff_s": restarted and restarted.get("delay"),
@@ -286,8 +297,8 @@ async def kill_to_success(env: Env, users: list[Any], args: Any) -> dict[str, An
     }
 
 
-async def sigstop(env: Env, extra: dict[str, str]) -> dict[str, Any]:
-    sup = await start_supervisor(env, 1, extra)
+async def sigstop(env: Env, extra: dict[str, str], spares: int) -> dict[str, Any]:
+    sup = await start_supervisor(env, 1, extra, spares)
     try:
         [victim] = (await own_workers(sup))[1]
         t_stop = time.time()
@@ -309,6 +320,7 @@ async def sigstop(env: Env, extra: dict[str, str]) -> dict[str, Any]:
     hung, exited = events.get("worker_hung"), events.get("worker_exited")
     restarted = events.get("worker_restarted")
     return {
+        "spare_took_over": bool(restarted and restarted.get("spare")),
         "stop_to_replacement_s": secs(t_stop, t_new),
         "stop_to_state_change_s": secs(t_stop, t_state),
         "stop_to_hung_detected_s": secs(t_stop, at(hung)),
@@ -361,7 +373,7 @@ async def run(env: Env, args: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"process_start": process_starts(env, 3)}
     only = set(args.only or ["kill2", "kill1", "sigstop"])
     if only & {"kill2", "kill1"}:
-        sup = await start_supervisor(env, 1, {})  # mint each user's credential once
+        sup = await start_supervisor(env, 1, {}, 0)  # mint each user's credential once
         try:
             for u in users:
                 await get_telephony_service().agenerate_credential(u)
@@ -375,21 +387,26 @@ async def run(env: Env, args: Any) -> dict[str, Any]:
             out[f"total_{key}"] = sum(r[key] for r in runs)
         result["kill_one_of_two"] = out
     if "kill1" in only:
-        runs = [await kill_to_success(env, users, args) for _ in range(args.runs)]
-        result["kill_to_success"] = summarise(
-            runs, "kill_to_success_s", "kill_to_new_worker_s", "worker_cold_start_s",
-            "kill_to_first_503_s", "kill_to_exit_seen_s", "restart_backoff_s",
-        )  # fmt: skip
+        keys = ("kill_to_success_s", "kill_to_new_worker_s", "worker_cold_start_s",
+                "kill_to_first_503_s", "kill_to_exit_seen_s", "restart_backoff_s")  # fmt: skip
+        runs = [await kill_to_success(env, users, args, args.spares) for _ in range(args.runs)]
+        result["kill_to_success"] = {"spares": args.spares, **summarise(runs, *keys)}
+        if args.cold_runs and args.spares:
+            runs = [await kill_to_success(env, users, args, 0) for _ in range(args.cold_runs)]
+            result["kill_to_success_cold"] = {"spares": 0, **summarise(runs, *keys)}
     if "sigstop" in only:
-        runs = [await sigstop(env, {}) for _ in range(args.runs)]
         keys = ("stop_to_replacement_s", "stop_to_state_change_s", "stop_to_hung_detected_s",
                 "stop_to_exit_s", "worker_cold_start_s")  # fmt: skip
-        result["sigstop"] = summarise(runs, *keys)
+        runs = [await sigstop(env, {}, args.spares) for _ in range(args.runs)]
+        result["sigstop"] = {"spares": args.spares, **summarise(runs, *keys)}
+        if args.cold_runs and args.spares:
+            runs = [await sigstop(env, {}, 0) for _ in range(args.cold_runs)]
+            result["sigstop_cold"] = {"spares": 0, **summarise(runs, *keys)}
         if args.fast:
             default_timeout = settings.TELEPHONY_HEARTBEAT_TIMEOUT
             settings.TELEPHONY_HEARTBEAT_TIMEOUT = float(FAST["TELEPHONY_HEARTBEAT_TIMEOUT"])
             try:
-                runs = [await sigstop(env, FAST) for _ in range(args.fast_runs)]
+                runs = [await sigstop(env, FAST, args.spares) for _ in range(args.fast_runs)]
             finally:
                 settings.TELEPHONY_HEARTBEAT_TIMEOUT = default_timeout
             result["sigstop_fast"] = {"heartbeat": FAST, **summarise(runs, *keys)}
@@ -405,6 +422,10 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=0, help="sandbox latency")
     parser.add_argument("--fast", action="store_true", help="also SIGSTOP with short beats")
     parser.add_argument("--fast-runs", type=int, default=3, help="runs of the --fast variant")
+    parser.add_argument("--spares", type=int, default=1, help="spare workers per supervisor")
+    parser.add_argument(
+        "--cold-runs", type=int, default=3, help="runs of kill1 and sigstop with no spare"
+    )
     parser.add_argument("--only", nargs="*", choices=["kill2", "kill1", "sigstop"])
     args = parser.parse_args()
     from telephony.sandbox.control import SandboxProcess
@@ -436,6 +457,7 @@ def main() -> None:
                 "callers": args.callers,
                 "op": "credential.create",
                 "sandbox_latency_ms": args.latency_ms,
+                "spares": args.spares,
             }
             emit(result)
     finally:
