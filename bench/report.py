@@ -327,7 +327,7 @@ def supervisor_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
             "",
             f"In all: {k2['total_failed']} failed of {k2['total_requests']}, {in_flight} "
             f"of them in flight on the killed worker (its claim in Redis, or sent before the"
-            f" kill and claimed by nobody: taken off the channel by it), "
+            f" exit was seen and claimed by nobody: taken off the channel by it), "
             f"**{k2['total_failed_other']} other**.",
             "",
         ]

@@ -8,8 +8,10 @@ process, each sending ``credential.create`` with a ``--timeout`` deadline, back 
 
 - kill_one_of_two: two workers, kill -9 one under load. A failed request is attributed
   through the at-most-once claims in Redis: claimed by the killed worker, or sent before
-  the kill and claimed by nobody (taken off the channel by it), means it was in flight on
-  the killed worker. Any other failure is what the target forbids.
+  its exit was seen and claimed by nobody (taken off the channel by it: until its
+  connection closes, Redis still completes the blocking pop it was waiting in, and hands
+  it the next message), means it was in flight on the killed worker. Any other failure
+  is what the target forbids.
 - kill_to_success: one worker, kill -9 under load: time to the first success of a
   request sent after the kill (callers retry; the client answers 503 at once meanwhile).
 - sigstop: one worker, no load, SIGSTOP: time until the state stops counting it, until
@@ -237,8 +239,15 @@ async def kill_one_of_two(env: Env, users: list[Any], args: Any) -> dict[str, An
     failed = [e for e in load.log if e[3] != "ok"]
     owners = claims([e[0] for e in failed])
     killed = f"{HOST}:{victim}"
+    exited = (await sync_to_async(supervisor_events)(sup, "worker_exited")).get("worker_exited")
+    t_gone = at(exited) or t_kill  # its Redis connection closed by then at the latest
     claimed = sum(1 for o in owners if o == killed)
-    taken = sum(1 for e, o in zip(failed, owners, strict=True) if o is None and e[1] < t_kill)
+    taken = sum(1 for e, o in zip(failed, owners, strict=True) if o is None and e[1] < t_gone)
+    others = [
+        {"sent_after_kill_s": round(e[1] - t_kill, 4), "code": e[3], "claimed_by": o}
+        for e, o in zip(failed, owners, strict=True)
+        if o != killed and not (o is None and e[1] < t_gone)
+    ]
     open_at_kill = sum(1 for _, s, d, _ in load.log if s <= t_kill < d)
     return {
         "requests": len(load.log),
@@ -247,6 +256,8 @@ async def kill_one_of_two(env: Env, users: list[Any], args: Any) -> dict[str, An
         "failed_claimed_by_killed": claimed,
         "failed_taken_by_killed_unclaimed": taken,
         "failed_other": len(failed) - claimed - taken,
+        "failed_other_detail": others,
+        "kill_to_exit_seen_s": secs(t_kill, t_gone),
         "failure_codes": sorted({e[3] for e in failed}),
         "open_at_kill": open_at_kill,
         "killed_in_flight_last_beat": int(beat.get("in_flight", 0)),
