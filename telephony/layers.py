@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from channels_redis.core import RedisChannelLayer
 
 # channels-redis blocks up to 5 s in BZPOPMIN per receive; redis-py 8 times socket
 # reads out after 5 s by default, so an idle receiver would die with TimeoutError.
@@ -40,3 +43,46 @@ def redis_client_kwargs() -> dict[str, Any]:
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
         "health_check_interval": 30,
     }
+
+
+async def receive_or_idle(layer: Any, channel: str, *, idle: int) -> dict[str, Any] | None:
+    """One message off a shared channel, or None when none came within ``idle`` seconds.
+
+    For intake that must stop without losing a message. ``layer.receive`` blocks until a
+    message comes, so stopping means cancelling it, and a cancel that lands while Redis
+    serves the BZPOPMIN (the message popped, the reply not yet read, or not yet in the
+    backup queue) loses that message. Here the BZPOPMIN itself times out, so a stopping
+    worker just lets the current call end: whatever it pops, it handles.
+
+    Mirrors ``RedisChannelLayer.receive_single`` (channels-redis 4.3, pinned) with one
+    bounded pop instead of a loop: the same backup queue, clean-up and per-channel lock.
+    Other layers (in-memory, in tests) get a plain receive bounded by ``wait_for``.
+    """
+    if not isinstance(layer, RedisChannelLayer):
+        try:
+            return await asyncio.wait_for(layer.receive(channel), idle)
+        except TimeoutError:
+            return None
+    assert "!" not in channel, "process-specific channels need layer.receive"
+    key = layer.prefix + channel
+    index = next(layer._receive_index_generator)
+    await layer.receive_clean_locks.acquire(key)
+    try:
+        content = await layer._brpop_with_clean(index, key, timeout=idle)
+        if content is None:
+            layer.receive_clean_locks.release(key)
+            return None
+        cleaner = asyncio.ensure_future(layer._clean_receive_backup(index, key))
+        layer.receive_cleaners.append(cleaner)
+
+        def cleaned(task: asyncio.Future[Any]) -> None:
+            layer.receive_cleaners.remove(task)
+            layer.receive_clean_locks.release(key)
+
+        cleaner.add_done_callback(cleaned)
+    except BaseException:
+        layer.receive_clean_locks.release(key)
+        raise
+    message: dict[str, Any] = layer.deserialize(content)
+    message.pop("__asgi_channel__", None)
+    return message

@@ -37,6 +37,7 @@ from telephony.adapter import TelnyxAdapter
 from telephony.breaker import breaker_from_settings
 from telephony.cleanup import credential_hygiene
 from telephony.connections import Keys, get_async_redis
+from telephony.layers import receive_or_idle
 from telephony.operations import Operations
 from telephony.protocol import CHANNEL, error_reply, ok_reply, validate_request
 from telephony.provider import RequestContext
@@ -46,6 +47,7 @@ from telephony.worker_stats import Pending, WorkerStats
 
 logger = logging.getLogger(__name__)
 
+INTAKE_IDLE = 1  # seconds one pop off the channel may block: how soon a stop ends intake
 MIN_START_BUDGET = 0.05  # seconds left below which a request is not started at all
 CLAIM_EXTRA_MS = 60_000  # claims outlive the deadline, so late duplicates still see them
 
@@ -137,10 +139,12 @@ class TelephonyWorker:
             if was_spare:  # counted as serving now, not a heartbeat later
                 background.append(asyncio.create_task(self._beat_once(), name="promoted-beat"))
         await self._stop.wait()
-        intake.cancel()
-        # A receive cancelled while its first Redis connection is being set up can stay
-        # stuck; intake is over either way, so don't let it hold up the drain.
-        await asyncio.wait({intake}, timeout=1.0)
+        # Intake ends by itself within INTAKE_IDLE: a pop is never cancelled midway, since
+        # that can lose the message Redis was handing over. Cancelled only if Redis hangs.
+        await asyncio.wait({intake}, timeout=INTAKE_IDLE + 2.0)
+        if not intake.done():
+            intake.cancel()
+            await asyncio.wait({intake}, timeout=1.0)
         await self._drain(float(settings.TELEPHONY_SHUTDOWN_GRACE))
         # The loops also end on this flag: on Python 3.11 a cancel that lands while redis-py
         # writes a command can be swallowed (its wait_for), and the loop would beat on.
@@ -181,7 +185,7 @@ class TelephonyWorker:
         while not self._stop.is_set():
             await self._slots.acquire()
             try:
-                message = await self.layer.receive(CHANNEL)
+                message = await receive_or_idle(self.layer, CHANNEL, idle=INTAKE_IDLE)
             except asyncio.CancelledError:
                 self._slots.release()
                 raise
@@ -194,6 +198,9 @@ class TelephonyWorker:
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.1
+            if message is None:  # nothing within INTAKE_IDLE: look at the stop flag again
+                self._slots.release()
+                continue
             task = asyncio.create_task(self._handle(message))
             self._tasks.add(task)
             task.add_done_callback(self._done)
