@@ -122,13 +122,11 @@ def sid(sup: subprocess.Popen[bytes]) -> str:
 
 async def own_workers(sup: subprocess.Popen[bytes]) -> tuple[Any, list[int]]:
     """The state now (no cache) and the pids of this supervisor's serving workers."""
-    from telephony.state import aread_state
+    from telephony.state import aread_state, is_serving
 
     state = await aread_state()
     pids = [
-        int(w["pid"])
-        for w in state.workers
-        if w.get("supervisor_id") == sid(sup) and not w.get("draining") and not w.get("spare")
+        int(w["pid"]) for w in state.workers if w.get("supervisor_id") == sid(sup) and is_serving(w)
     ]
     return state, sorted(pids)
 

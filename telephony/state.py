@@ -68,6 +68,11 @@ class ServiceState:
         return data
 
 
+def is_serving(worker: dict[str, Any]) -> bool:
+    """A worker heartbeat that takes requests: not draining, not an idle spare."""
+    return not worker.get("draining") and not worker.get("spare")
+
+
 def compute_state(
     *,
     supervisors: list[dict[str, Any]],
@@ -83,7 +88,7 @@ def compute_state(
     SIGKILL, a dead host): the workers they should run still count as desired, so the
     state says ``degraded`` until they come back or an operator stops them on purpose.
     """
-    serving = [w for w in workers if not w.get("draining") and not w.get("spare")]
+    serving = [w for w in workers if is_serving(w)]
     alive = len(serving)
     lost = [{**s, "state": "lost"} for s in lost or []]
     running_sups = [s for s in supervisors if s.get("state") != STOPPED] + lost

@@ -22,7 +22,16 @@ from telephony.embedded_redis import EmbeddedRedis
 from telephony.layers import channel_layers_config
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
-from telephony.state import DEGRADED, FAILED, READY, STOPPED, ServiceState, now_ms, read_state
+from telephony.state import (
+    DEGRADED,
+    FAILED,
+    READY,
+    STOPPED,
+    ServiceState,
+    is_serving,
+    now_ms,
+    read_state,
+)
 from telephony.supervisor_events import EventSink
 from tests.conftest import ProcessTracker
 
@@ -70,9 +79,7 @@ def worker_pids(sup: subprocess.Popen[bytes], state: ServiceState | None = None)
     """Pids of this supervisor's live (heartbeating, serving) workers."""
     state = state or read_state()
     return sorted(
-        int(w["pid"])
-        for w in state.workers
-        if w.get("supervisor_id") == sid(sup) and not w.get("draining") and not w.get("spare")
+        int(w["pid"]) for w in state.workers if w.get("supervisor_id") == sid(sup) and is_serving(w)
     )
 
 
