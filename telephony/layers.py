@@ -45,7 +45,9 @@ def redis_client_kwargs() -> dict[str, Any]:
     }
 
 
-async def receive_or_idle(layer: Any, channel: str, *, idle: int) -> dict[str, Any] | None:
+async def receive_or_idle(
+    layer: RedisChannelLayer, channel: str, *, idle: int
+) -> dict[str, Any] | None:
     """One message off a shared channel, or None when none came within ``idle`` seconds.
 
     For intake that must stop without losing a message. ``layer.receive`` blocks until a
@@ -56,13 +58,7 @@ async def receive_or_idle(layer: Any, channel: str, *, idle: int) -> dict[str, A
 
     Mirrors ``RedisChannelLayer.receive_single`` (channels-redis 4.3, pinned) with one
     bounded pop instead of a loop: the same backup queue, clean-up and per-channel lock.
-    Other layers (in-memory, in tests) get a plain receive bounded by ``wait_for``.
     """
-    if not isinstance(layer, RedisChannelLayer):
-        try:
-            return await asyncio.wait_for(layer.receive(channel), idle)
-        except TimeoutError:
-            return None
     assert "!" not in channel, "process-specific channels need layer.receive"
     key = layer.prefix + channel
     index = next(layer._receive_index_generator)
