@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telephony.embedded_redis import EmbeddedRedis
+from devserver.embedded_redis import EmbeddedRedis
+from devserver.sandbox.control import SandboxProcess
 from telephony.procutil import die_with_parent
-from telephony.sandbox.control import SandboxProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2

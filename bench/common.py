@@ -99,7 +99,7 @@ class Env:
 @contextmanager
 def product_env(**settings: str) -> Iterator[Env]:
     """Embedded Redis + migrated SQLite in a temp dir; Django configured for it in-process."""
-    from telephony.embedded_redis import EmbeddedRedis
+    from devserver.embedded_redis import EmbeddedRedis
 
     # SIGTERM (``python -m bench`` ending an overrunning benchmark) unwinds through the
     # ``finally`` below instead of killing the process on the spot.

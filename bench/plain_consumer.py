@@ -15,8 +15,8 @@ from channels.consumer import AsyncConsumer
 
 class PlainConsumer(AsyncConsumer):
     async def credential_create(self, message: dict[str, Any]) -> None:
-        from telephony.adapter import RequestContext
         from telephony.protocol import ok_reply
+        from telephony.worker.adapter import RequestContext
 
         ctx = RequestContext(request_id=message["request_id"], deadline=message["deadline"] / 1000)
         result = await ops().credential_create(ctx, message["payload"])
@@ -31,9 +31,9 @@ def ops() -> Any:
     if _ops is None:
         from django.conf import settings
 
-        from telephony.adapter import TelnyxAdapter
-        from telephony.breaker import CircuitBreaker
-        from telephony.operations import Operations
+        from telephony.worker.adapter import TelnyxAdapter
+        from telephony.worker.breaker import CircuitBreaker
+        from telephony.worker.operations import Operations
 
         adapter = TelnyxAdapter(
             api_key=settings.TELNYX_API_KEY,

@@ -74,7 +74,7 @@ class Load:
 
     async def caller(self, i: int, until: float) -> None:
         from telephony import exceptions as exc
-        from telephony.client import get_telephony_service
+        from telephony.web.client import get_telephony_service
 
         service = get_telephony_service()
         payload = {"user_id": self.users[i % len(self.users)].pk}
@@ -351,7 +351,9 @@ def process_starts(env: Env, runs: int) -> dict[str, Any]:
         return time.perf_counter() - t
 
     django = [timed("import django; django.setup()") for _ in range(runs)]
-    worker = [timed("import django; django.setup(); import telephony.worker") for _ in range(runs)]
+    worker = [
+        timed("import django; django.setup(); import telephony.worker.main") for _ in range(runs)
+    ]
     return {
         "django_process_s": [round(x, 3) for x in django],
         "worker_import_process_s": [round(x, 3) for x in worker],
@@ -373,7 +375,7 @@ async def run(env: Env, args: Any) -> dict[str, Any]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from telephony.client import get_telephony_service
+    from telephony.web.client import get_telephony_service
 
     users = [
         await get_user_model().objects.acreate_user(f"sup-{uuid.uuid4().hex[:8]}")
@@ -437,7 +439,7 @@ def main() -> None:
     )
     parser.add_argument("--only", nargs="*", choices=["kill2", "kill1", "sigstop"])
     args = parser.parse_args()
-    from telephony.sandbox.control import SandboxProcess
+    from devserver.sandbox.control import SandboxProcess
 
     sandbox = SandboxProcess.start(args=["--credential-limit", "100000"], stderr=subprocess.DEVNULL)
     try:

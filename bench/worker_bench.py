@@ -62,12 +62,12 @@ async def run(n: int, seconds: float, runs: int) -> dict[str, Any]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from telephony.adapter import RequestContext, TelnyxAdapter
-    from telephony.breaker import CircuitBreaker
-    from telephony.client import get_telephony_service
+    from devserver.sandbox.control import SandboxControl
     from telephony.connections import get_async_redis
-    from telephony.operations import Operations
-    from telephony.sandbox.control import SandboxControl
+    from telephony.web.client import get_telephony_service
+    from telephony.worker.adapter import RequestContext, TelnyxAdapter
+    from telephony.worker.breaker import CircuitBreaker
+    from telephony.worker.operations import Operations
 
     service = get_telephony_service()
     user = await get_user_model().objects.acreate_user(f"bench-{uuid.uuid4().hex[:6]}")
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="run the throughput baseline instead")
     parser.add_argument("--concurrency", type=int, default=None)
     args = parser.parse_args()
-    from telephony.sandbox.control import SandboxProcess
+    from devserver.sandbox.control import SandboxProcess
 
     sandbox = SandboxProcess.start(args=["--credential-limit", "100000"])
     try:
@@ -176,9 +176,9 @@ async def run_plain(seconds: float, control_url: str) -> dict[str, Any]:
     """The same throughput run against a plain Channels consumer (one message at a time)."""
     from django.contrib.auth import get_user_model
 
-    from telephony.client import get_telephony_service
+    from devserver.sandbox.control import SandboxControl
     from telephony.connections import Keys, get_async_redis
-    from telephony.sandbox.control import SandboxControl
+    from telephony.web.client import get_telephony_service
 
     # The plain consumer writes no heartbeat; a fake one lets the client send to it.
     r = get_async_redis()

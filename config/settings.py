@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "telephony",
     "dashboard",
 ]
+# Local development only (`serve`, `telnyx_sandbox`): a production install may leave it out.
+if importlib.util.find_spec("devserver"):
+    INSTALLED_APPS.append("devserver")
 # Optional: django-health-check (`pip install django-health-check`) adds /ht/.
 if importlib.util.find_spec("health_check"):
     INSTALLED_APPS.append("health_check")
@@ -87,9 +90,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "telephony.api.ApiErrorMiddleware",
+    "telephony.web.api.ApiErrorMiddleware",
 ]
-CSRF_FAILURE_VIEW = "telephony.api.csrf_failure"
+CSRF_FAILURE_VIEW = "telephony.web.api.csrf_failure"
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -243,11 +246,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "line": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
-        "json": {"()": "dashboard.log.JsonFormatter"},
+        "json": {"()": "config.log.JsonFormatter"},
     },
     "filters": {
         # 502/503/504 under /api/ are answers of the contract, logged by the API at INFO.
-        "skip_expected_api_errors": {"()": "dashboard.log.SkipExpectedApiErrors"},
+        "skip_expected_api_errors": {"()": "config.log.SkipExpectedApiErrors"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},

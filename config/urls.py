@@ -5,15 +5,15 @@ import importlib.util
 from django.contrib import admin
 from django.urls import include, path
 
-from dashboard.metrics import metrics
+from dashboard.ops.metrics import metrics
 
 urlpatterns = [
     # Before the admin's own URLs, which would read "health" as a model of "telephony".
-    path("admin/telephony/", include("dashboard.admin_urls")),
+    path("admin/telephony/", include("dashboard.ops.admin_urls")),
     path("admin/", admin.site.urls),
-    path("api/webrtc/", include("telephony.urls")),
+    path("api/webrtc/", include("telephony.web.urls")),
     path("metrics", metrics, name="metrics"),
-    path("", include("dashboard.urls")),
+    path("", include("dashboard.demo.urls")),
 ]
 
 if importlib.util.find_spec("health_check"):  # optional: pip install django-health-check
@@ -27,7 +27,7 @@ if importlib.util.find_spec("health_check"):  # optional: pip install django-hea
                 checks=[
                     "health_check.Database",
                     "health_check.Cache",
-                    "dashboard.health_checks.TelephonyHealthCheck",
+                    "dashboard.ops.health_checks.TelephonyHealthCheck",
                 ]
             ),
             name="health_check",

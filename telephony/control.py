@@ -25,9 +25,9 @@ from django.conf import settings
 
 from telephony import exceptions as exc
 from telephony.connections import Keys, get_redis
+from telephony.protocol import RUNNING_STATES
 from telephony.services import service_event
 from telephony.state import now_ms
-from telephony.supervisor_store import RUNNING_STATES
 
 logger = logging.getLogger(__name__)
 

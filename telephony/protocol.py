@@ -23,6 +23,17 @@ CHANNEL = "telephony"
 REPLY_TYPE = "telephony.reply"
 OPERATIONS = ("credential.create", "call.dial", "call.hangup", "call.status", "health.ping")
 
+# Upper bounds of the request-latency histogram a worker publishes (heartbeat and metrics).
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+
+# A supervisor's own states, in its record (the service states are in telephony.state).
+STARTING = "starting"  # no worker has beaten yet
+RUNNING = "running"
+FAILED = "failed"  # restart intensity exceeded: no more restarts until a reset
+STOPPING = "stopping"
+STOPPED = "stopped"
+RUNNING_STATES = frozenset({STARTING, RUNNING, FAILED})
+
 
 def new_request(
     op: str,

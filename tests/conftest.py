@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import redis
 
-from telephony.embedded_redis import EmbeddedRedis, ping
+from devserver.embedded_redis import EmbeddedRedis, ping
 from telephony.layers import channel_layers_config
 from telephony.procutil import pid_alive, wait_for
 

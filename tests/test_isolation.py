@@ -25,7 +25,7 @@ SERVE_A_FEW_REQUESTS = textwrap.dedent(
     async def main():
         statuses = [await get(p) for p in ("/", "/api/webrtc/status", "/admin/login/")]
         from django.core.management import call_command  # what the web process imports too
-        import telephony.client, telephony.views  # noqa
+        import telephony.web.client, telephony.web.views  # noqa
         print(json.dumps({"statuses": statuses,
                           "telnyx": sorted(m for m in sys.modules if m.split(".")[0] == "telnyx")}))
 

@@ -33,9 +33,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from telephony.client import get_telephony_service
 from telephony.exceptions import DestinationNotAllowed, InvalidNumber
 from telephony.numbers import validate_destination
+from telephony.web.client import get_telephony_service
 
 logger = logging.getLogger(__name__)
 register = template.Library()

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devserver.sandbox.control import SandboxControl
 from telephony.procutil import pid_alive
-from telephony.sandbox.control import SandboxControl
 from tests.conftest import ROOT, ProcessTracker
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -30,7 +30,7 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from telephony.sandbox.control import SandboxProcess
+from devserver.sandbox.control import SandboxProcess
 from tests.conftest import ROOT
 from tests.contract.prism import PrismServer, PrismUnavailable, ensure_installed
 

@@ -24,8 +24,14 @@ import httpx
 import pytest
 
 from telephony import exceptions as exc
-from telephony.adapter import CallInfo, CredentialInfo, DialResult, RequestContext, TelnyxAdapter
-from telephony.breaker import CircuitBreaker
+from telephony.worker.adapter import (
+    CallInfo,
+    CredentialInfo,
+    DialResult,
+    RequestContext,
+    TelnyxAdapter,
+)
+from telephony.worker.breaker import CircuitBreaker
 from tests.contract.conftest import Spec
 from tests.contract.prism import INSTALL_TIMEOUT, PrismServer
 

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from telephony.sandbox.control import SandboxProcess
+from devserver.sandbox.control import SandboxProcess
 from tests.contract.conftest import ERROR_RESPONSE, Problem, Receiver, Spec, report
 
 pytestmark = pytest.mark.contract
@@ -346,7 +346,7 @@ def test_sandbox__credential_limit_answer_matches_spec(api: Api) -> None:
     resp = api.call("CreateTelephonyCredential", json={"connection_id": api.sandbox.connection_id})
     problems = api.check("CreateTelephonyCredential", resp, 403)
     assert not problems, report(problems)
-    # telephony/adapter.py recognises the limit by this code (LIMIT_CODES)
+    # telephony/worker/adapter.py recognises the limit by this code (LIMIT_CODES)
     assert resp.json()["errors"][0]["code"] == "10039"
 
 

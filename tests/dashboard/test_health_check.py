@@ -13,7 +13,7 @@ from telephony.state import state_cache
 
 pytest.importorskip("health_check", reason="pip install django-health-check")
 
-from dashboard.health_checks import TelephonyHealthCheck
+from dashboard.ops.health_checks import TelephonyHealthCheck
 from tests.dashboard.conftest import put_supervisor, put_worker
 
 CHECK = "TelephonyHealthCheck()"

@@ -19,9 +19,9 @@ SCRAPE = textwrap.dedent(
     client = Client()
     statuses = [client.get(p).status_code
                 for p in ("/metrics", "/admin/telephony/health/", "/admin/telephony/health.json")]
-    import dashboard.admin_views, dashboard.health, telephony.metrics  # noqa
+    import dashboard.ops.admin_views, dashboard.ops.health, telephony.web.metrics  # noqa
     try:
-        import dashboard.health_checks  # noqa  (only with django-health-check)
+        import dashboard.ops.health_checks  # noqa  (only with django-health-check)
     except ImportError:
         pass
     print(json.dumps({"statuses": statuses,

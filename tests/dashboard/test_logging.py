@@ -11,7 +11,7 @@ from http import HTTPStatus
 import pytest
 from django.test import RequestFactory
 
-from dashboard.log import JsonFormatter, SkipExpectedApiErrors
+from config.log import JsonFormatter, SkipExpectedApiErrors
 from tests.conftest import ROOT
 
 
@@ -61,13 +61,13 @@ def test_logging__an_outage_does_not_log_errors(client) -> None:
 
 def test_logging__json_lines_carry_component_ids_and_process() -> None:
     record = logging.LogRecord(
-        "telephony.worker", logging.INFO, __file__, 1,
+        "telephony.worker.main", logging.INFO, __file__, 1,
         "[Telephony Worker] request_id=%s op=%s failed: %s", ("r-1", "call.dial", "timeout"), None,
     )  # fmt: skip
     entry = json.loads(JsonFormatter().format(record))
     assert entry["component"] == "Telephony Worker" and entry["request_id"] == "r-1"
     assert entry["message"] == "request_id=r-1 op=call.dial failed: timeout"
-    assert entry["level"] == "INFO" and entry["logger"] == "telephony.worker"
+    assert entry["level"] == "INFO" and entry["logger"] == "telephony.worker.main"
     assert isinstance(entry["process"], int) and entry["time"].endswith("+00:00")
 
 

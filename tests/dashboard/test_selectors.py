@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboard.selectors import event_tone, start_of_today
+from dashboard.ops.selectors import event_tone, start_of_today
 from dashboard.templatetags.health_format import age, duration, le_ms, ms, pct
 
 

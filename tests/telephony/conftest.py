@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from devserver.sandbox.control import SandboxProcess
 from telephony.connections import Keys, get_redis
 from telephony.procutil import wait_for
-from telephony.sandbox.control import SandboxProcess
 from telephony.state import now_ms
 from tests.conftest import ProcessTracker
 

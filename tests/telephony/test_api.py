@@ -248,7 +248,7 @@ def test_api__unknown_paths_and_methods_are_json(api: Client) -> None:
 
 
 def test_api__a_bug_is_500_internal_error_never_a_traceback(api: Client, monkeypatch) -> None:
-    from telephony import views
+    from telephony.web import views
 
     async def broken(*args, **kwargs):
         raise RuntimeError("secret-internal-detail")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telephony.breaker import CLOSED, HALF_OPEN, OPEN, BreakerConfig, CircuitBreaker
+from telephony.worker.breaker import CLOSED, HALF_OPEN, OPEN, BreakerConfig, CircuitBreaker
 
 
 class Clock:

@@ -20,14 +20,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from devserver.sandbox.control import SandboxProcess
 from telephony import exceptions as exc
-from telephony.cleanup import parse_duration
-from telephony.client import get_telephony_service
 from telephony.connections import Keys, get_redis
-from telephony.credentials import Deletion, select_deletable, select_for_room
 from telephony.models import Credential, ServiceEvent
 from telephony.procutil import wait_for
-from telephony.sandbox.control import SandboxProcess
+from telephony.web.client import get_telephony_service
+from telephony.worker.credentials import Deletion, select_deletable, select_for_room
+from telephony.worker.hygiene import parse_duration
 
 TAG = "django-telephony"
 service = get_telephony_service()

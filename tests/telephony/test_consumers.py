@@ -8,9 +8,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
-from telephony import consumers
-from telephony.consumers import TelephonyConsumer
 from telephony.events import push_call, push_state, user_group
+from telephony.web import consumers
+from telephony.web.consumers import TelephonyConsumer
 from tests.telephony.conftest import fake_ready_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]

@@ -12,11 +12,11 @@ from django.contrib.auth import get_user_model
 
 from telephony import control
 from telephony import exceptions as exc
-from telephony.client import get_telephony_service
 from telephony.connections import Keys, get_redis, reset_clients
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
 from telephony.state import READY, now_ms, read_state
+from telephony.web.client import get_telephony_service
 from tests.telephony.test_supervisor import (
     FAST,
     START,

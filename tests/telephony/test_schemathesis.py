@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from telephony.openapi import openapi_document
+from telephony.web.openapi import openapi_document
 from tests.conftest import ProcessTracker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from telephony.client import get_telephony_service
+from devserver.embedded_redis import EmbeddedRedis
 from telephony.connections import Keys, get_redis, reset_clients
-from telephony.embedded_redis import EmbeddedRedis
 from telephony.layers import channel_layers_config
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
@@ -32,7 +31,8 @@ from telephony.state import (
     now_ms,
     read_state,
 )
-from telephony.supervisor_events import EventSink
+from telephony.supervisor.events import EventSink
+from telephony.web.client import get_telephony_service
 from tests.conftest import ProcessTracker
 
 pytestmark = pytest.mark.django_db(transaction=True)

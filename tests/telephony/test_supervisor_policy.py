@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from telephony.supervisor_policy import PolicyConfig, RestartPolicy
+from telephony.supervisor.policy import PolicyConfig, RestartPolicy
 
 
 class Clock:

@@ -20,10 +20,10 @@ from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 from nacl.signing import SigningKey
 
-from telephony.client import get_telephony_service
 from telephony.events import user_group
 from telephony.models import Call, CallStatus, WebhookEvent
 from telephony.procutil import wait_for
+from telephony.web.client import get_telephony_service
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -14,10 +14,10 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
 from telephony import exceptions as exc
-from telephony.client import get_telephony_service
 from telephony.models import Call, CallStatus, Credential
 from telephony.procutil import wait_for
 from telephony.protocol import CHANNEL, new_request
+from telephony.web.client import get_telephony_service
 from tests.telephony.conftest import worker_beat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]

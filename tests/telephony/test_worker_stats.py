@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telephony.worker_stats import WorkerStats
+from telephony.worker.stats import WorkerStats
 
 
 def test_worker_stats__buckets_and_counts() -> None:

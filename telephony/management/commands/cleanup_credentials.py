@@ -15,10 +15,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from telephony.adapter import TelnyxAdapter
-from telephony.breaker import breaker_from_settings
-from telephony.cleanup import CleanupItem, CleanupReport, acleanup_credentials, parse_duration
 from telephony.exceptions import TelephonyError
+from telephony.worker.adapter import TelnyxAdapter
+from telephony.worker.breaker import breaker_from_settings
+from telephony.worker.hygiene import (
+    CleanupItem,
+    CleanupReport,
+    acleanup_credentials,
+    parse_duration,
+)
 
 COLUMNS = ("ID", "SIP USERNAME", "TAG", "CREATED", "EXPIRES", "REASON")
 OUTCOME_LABELS = {"deleted": "deleted", "already_gone": "already gone", "failed": "FAILED"}

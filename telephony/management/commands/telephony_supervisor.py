@@ -24,7 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from telephony.supervisor import MAX_WORKERS, Supervisor
+        from telephony.supervisor.loop import MAX_WORKERS, Supervisor
 
         workers = opts["workers"] if opts["workers"] is not None else settings.TELEPHONY_WORKERS
         if not 0 <= int(workers) <= MAX_WORKERS:

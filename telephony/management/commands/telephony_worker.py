@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 "[Telephony Worker] crashing at start (TELEPHONY_TEST_CRASH_AT_START)\n"
             )
             sys.exit(3)
-        from telephony.worker import TelephonyWorker
+        from telephony.worker.main import TelephonyWorker
 
         asyncio.run(TelephonyWorker(concurrency=opts["concurrency"], spare=opts["spare"]).run())
         # Everything is drained and closed: skip the interpreter's slow teardown of the

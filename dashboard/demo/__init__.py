@@ -1,0 +1,1 @@
+"""The demo contacts page: a CRM-like list with call buttons, for trying the product."""

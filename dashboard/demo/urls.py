@@ -1,0 +1,11 @@
+"""Demo pages."""
+
+from django.urls import path
+
+from dashboard.demo import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.contacts, name="contacts"),
+]

@@ -1,0 +1,213 @@
+"""``python manage.py serve``: the whole product on its embedded defaults, in one command.
+
+Starts, as child processes that die with this one: the embedded Redis (when REDIS_URL is
+unset), the Telnyx sandbox (when TELNYX_API_KEY is unset), the telephony supervisor and
+daphne. Ctrl-C or SIGTERM stops them in reverse order and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ping, socket_path_from_url
+from telephony.procutil import die_with_parent, stop_process
+
+logger = logging.getLogger(__name__)
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class Command(BaseCommand):
+    help = "Run the whole product locally: Redis, sandbox, supervisor and daphne."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=None, help="telephony workers")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.redis: EmbeddedRedis | None = None
+        self.stopping = threading.Event()
+        host, port = opts["host"], opts["port"]
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            if not _port_free(host, port):
+                raise CommandError(
+                    f"port {port} on {host} is already in use; pick another with --port"
+                )
+            env = self._start_redis(dict(os.environ))
+            call_command("migrate", interactive=False, verbosity=0)
+            self._demo_user()
+            env = self._start_sandbox(env, host, port)
+            self._start_telephony(env, opts["workers"])
+            self._start_daphne(env, host, port)
+            self._wait_until_serving(host, port)
+            self._banner(host, port)
+            code = self._watch()
+        except CommandError:
+            self._shutdown()
+            raise
+        except EmbeddedRedisError as e:
+            self._shutdown()
+            raise CommandError(str(e)) from e
+        self._shutdown()
+        if code:
+            sys.exit(code)
+
+    # -- start-up ------------------------------------------------------------------
+
+    def _start_redis(self, env: dict[str, str]) -> dict[str, str]:
+        url = settings.REDIS_URL
+        if os.environ.get("REDIS_URL"):
+            if not ping(url, timeout=2.0):
+                raise CommandError(
+                    f"Redis unreachable at {_redacted(url)}; start it or unset REDIS_URL"
+                )
+            return env
+        sock = socket_path_from_url(url)
+        assert sock is not None
+        if ping(url):
+            raise CommandError(
+                f"an embedded Redis already answers at {sock}: is another `serve` running?"
+            )
+        self.redis = EmbeddedRedis(sock).start()
+        self.stdout.write(f"Redis      embedded, {sock}")
+        env["REDIS_URL"] = url
+        return env
+
+    def _demo_user(self) -> None:
+        if not settings.DEBUG:
+            return
+        User = get_user_model()
+        if not User.objects.filter(username=DEMO_USER).exists():
+            User.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+
+    def _start_sandbox(self, env: dict[str, str], host: str, port: int) -> dict[str, str]:
+        if settings.TELNYX_API_KEY:
+            self.stdout.write(f"Telnyx     {settings.TELNYX_BASE_URL}")
+            return env
+        from devserver.sandbox.control import SandboxProcess
+
+        webhook = f"http://127.0.0.1:{port}/api/webrtc/webhooks/telnyx"
+        key_file = Path(settings.VAR_DIR) / "sandbox_ed25519.key"
+        sandbox = SandboxProcess.start(
+            args=["--webhook-url", webhook, "--signing-key-file", str(key_file)], env=env
+        )
+        assert sandbox.proc is not None
+        self.children.append(("sandbox", sandbox.proc))
+        self.stdout.write(f"Telnyx     sandbox, {sandbox.base_url}")
+        env.update(
+            {
+                "TELNYX_API_KEY": sandbox.api_key,
+                "TELNYX_BASE_URL": sandbox.base_url,
+                "TELNYX_PUBLIC_KEY": sandbox.public_key,
+                "TELNYX_CONNECTION_ID": sandbox.connection_id,
+                "TELNYX_CALL_CONNECTION_ID": sandbox.call_connection_id,
+                "TELNYX_FROM_NUMBER": sandbox.from_number,
+            }
+        )
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+            preexec_fn=die_with_parent(),
+        )
+        self.children.append((name, proc))
+        return proc
+
+    def _start_telephony(self, env: dict[str, str], workers: int | None) -> None:
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        if "telephony_supervisor" in get_commands():
+            n = workers if workers is not None else settings.TELEPHONY_WORKERS
+            self._spawn("supervisor", [*manage, "telephony_supervisor", "--workers", str(n)], env)
+            self.stdout.write(f"Telephony  supervisor, {n} workers")
+        else:
+            self._spawn("worker", [*manage, "telephony_worker"], env)
+            self.stdout.write("Telephony  1 worker")
+
+    def _start_daphne(self, env: dict[str, str], host: str, port: int) -> None:
+        argv = [sys.executable, "-m", "daphne", "-b", host, "-p", str(port)]
+        self._spawn("web", [*argv, "config.asgi:application"], env)
+
+    def _wait_until_serving(self, host: str, port: int, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        url = f"http://{host}:{port}/"
+        while time.monotonic() < end and not self.stopping.is_set():
+            for name, proc in self.children:
+                if proc.poll() is not None:
+                    raise CommandError(f"{name} exited with code {proc.returncode} at start-up")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        if not self.stopping.is_set():
+            raise CommandError(f"the web server did not answer at {url} within {timeout:.0f} s")
+
+    def _banner(self, host: str, port: int) -> None:
+        self.stdout.write(self.style.SUCCESS(f"\nReady: http://{host}:{port}/"))
+        if settings.DEBUG:
+            self.stdout.write(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}  (admin: /admin/)")
+        self.stdout.write("Ctrl-C stops everything.\n")
+
+    # -- running and stopping --------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping.set()
+
+    def _watch(self) -> int:
+        """Wait for a signal (exit 0) or for a child to die on its own (exit 1)."""
+        while not self.stopping.wait(0.2):
+            for name, proc in self.children:
+                if proc.poll() is not None:
+                    self.stderr.write(f"error: {name} exited with code {proc.returncode}; stopping")
+                    return 1
+        return 0
+
+    def _shutdown(self) -> None:
+        for name, proc in reversed(self.children):
+            grace = float(settings.TELEPHONY_SHUTDOWN_GRACE) + 5 if name == "supervisor" else 10.0
+            stop_process(proc, grace=grace)
+        self.children.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None

@@ -1,0 +1,102 @@
+"""The ``/_sandbox`` control endpoints tests and tools use to steer a running sandbox.
+
+No authentication: the sandbox binds 127.0.0.1 unless told otherwise. Bad input answers
+400 ``{"error": "..."}``. The endpoints and their JSON are listed in server.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from devserver.sandbox.faults import FaultRule
+
+if TYPE_CHECKING:
+    from devserver.sandbox.server import Sandbox
+
+logger = logging.getLogger(__name__)
+
+
+class Admin:
+    """Handlers for ``/_sandbox/...``, acting on one sandbox."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def add_routes(self, app: web.Application, prefix: str = "/_sandbox") -> None:
+        """Mount every control endpoint under ``prefix``."""
+        app.router.add_get(f"{prefix}/info", self.info)
+        app.router.add_get(f"{prefix}/log", self.log)
+        app.router.add_get(f"{prefix}/faults", self.faults_get)
+        app.router.add_post(f"{prefix}/faults", self.faults_post)
+        app.router.add_delete(f"{prefix}/faults", self.faults_delete)
+        app.router.add_get(f"{prefix}/webhooks", self.webhooks_get)
+        app.router.add_post(f"{prefix}/webhooks", self.webhooks_post)
+        app.router.add_post(f"{prefix}/reset", self.reset)
+
+    async def info(self, request: web.Request) -> web.Response:
+        """The ready-line data."""
+        return web.json_response(self.sandbox.info())
+
+    async def log(self, request: web.Request) -> web.Response:
+        """The request log, oldest first."""
+        return web.json_response(list(self.sandbox.log.entries))
+
+    async def faults_get(self, request: web.Request) -> web.Response:
+        """The active fault rules."""
+        return web.json_response(self.sandbox.faults.as_list())
+
+    async def faults_post(self, request: web.Request) -> web.Response:
+        """Add or replace the rule for one operation (or ``*``)."""
+        try:
+            data = await request.json()
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            rule = FaultRule.from_dict(data)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        self.sandbox.faults.set(rule)
+        logger.info("[Telnyx Sandbox] Fault set %s", rule.as_dict())
+        return web.json_response(self.sandbox.faults.as_list())
+
+    async def faults_delete(self, request: web.Request) -> web.Response:
+        """Remove every fault rule."""
+        self.sandbox.faults.clear()
+        return web.json_response([])
+
+    async def webhooks_get(self, request: web.Request) -> web.Response:
+        """Webhook deliveries, optionally for one ``call_control_id``."""
+        call = request.query.get("call_control_id")
+        items = [
+            d for d in self.sandbox.webhooks.deliveries if call in (None, d["call_control_id"])
+        ]
+        return web.json_response(items)
+
+    async def webhooks_post(self, request: web.Request) -> web.Response:
+        """Change call timing and the default webhook URL for later calls."""
+        try:
+            data = await request.json()
+            settings = self.sandbox.webhooks.settings.updated(data)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        self.sandbox.webhooks.settings = settings
+        return web.json_response(settings.as_dict())
+
+    async def reset(self, request: web.Request) -> web.Response:
+        """Back to a clean sandbox; ``keep_state`` clears only log, faults and deliveries."""
+        try:
+            data = await request.json() if request.can_read_body else {}
+        except ValueError:
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        keep_state = bool(isinstance(data, dict) and data.get("keep_state"))
+        if not keep_state:
+            await self.sandbox.webhooks.cancel_all()
+            self.sandbox.webhooks.settings = dataclasses.replace(self.sandbox.config.webhook)
+            self.sandbox.store.reset()
+        self.sandbox.log.clear()
+        self.sandbox.faults.clear()
+        self.sandbox.webhooks.deliveries.clear()
+        return web.json_response({"reset": True, "keep_state": keep_state})

@@ -1,0 +1,133 @@
+"""Handlers for the call control operations: Dial, call status and Hangup.
+
+Dial validates like call control does (Call Control App id, E.164 numbers or SIP URIs,
+Base-64 ``client_state``, webhook URLs), honours ``command_id`` the way Telnyx does
+(a repeated Dial is ignored) and hands the new call to the webhook runner, which plays
+its lifecycle. Hangup ends a live call at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from devserver.sandbox import errors
+from devserver.sandbox.api import body, reply
+from devserver.sandbox.store import Call, Store
+from devserver.sandbox.webhooks import Webhooks
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def _is_number(value: str) -> bool:
+    if value.startswith(("sip:", "sips:")):
+        return len(value) > 5
+    return bool(E164.match(value.split(",", 1)[0]))
+
+
+class Calls:
+    """The call control handlers, bound to one store and one webhook runner."""
+
+    def __init__(self, store: Store, webhooks: Webhooks) -> None:
+        self.store = store
+        self.webhooks = webhooks
+
+    async def dial(self, request: web.Request) -> web.Response:
+        """DialCall: validates like call control, then starts the call's lifecycle."""
+        data = await body(request, "DialCall")
+        if data["connection_id"] not in self.store.call_apps:
+            raise errors.invalid(
+                "/connection_id",
+                "The requested connection_id (Call Control App ID) is either invalid or does "
+                "not exist. Only Call Control Apps with valid webhook URL are accepted.",
+                title="Invalid value for connection_id (Call Control App ID)",
+            )
+        targets = data["to"] if isinstance(data["to"], list) else [data["to"]]
+        for field, values in (("to", targets), ("from", [data["from"]])):
+            if not values or not all(_is_number(v) for v in values):
+                detail = f"The '{field}' parameter must be in E164 format."
+                raise errors.invalid(
+                    f"/{field}", detail, code="10016", title="Phone number must be in +E164 format"
+                )
+        client_state = data.get("client_state")
+        if client_state is not None:
+            try:
+                base64.b64decode(client_state, validate=True)
+            except (binascii.Error, ValueError):
+                detail = "client_state must be a valid Base-64 encoded string."
+                raise errors.invalid("/client_state", detail) from None
+        urls = {"webhook_url": data.get("webhook_url")} | {
+            f"webhook_urls/{k}": v for k, v in (data.get("webhook_urls") or {}).items()
+        }
+        for pointer, url in urls.items():
+            if url is not None and urlsplit(url).scheme not in ("http", "https"):
+                raise errors.invalid(
+                    f"/{pointer}",
+                    "The URL provided was invalid.",
+                    code="10003",
+                    title="Invalid URL",
+                )
+        command_id = data.get("command_id")
+        earlier = self.store.call_by_command(command_id) if command_id else None
+        if earlier is not None:  # Telnyx ignores a repeated Dial with the same command_id
+            return web.json_response({"data": self._dialled(earlier, data)})
+        call = self.store.call_create(
+            connection_id=data["connection_id"],
+            to=targets[0],
+            from_=data["from"],
+            client_state=client_state,
+            webhook_url=data.get("webhook_url"),
+            webhook_urls=dict(data.get("webhook_urls") or {}),
+            command_id=command_id,
+        )
+        self.webhooks.call_started(call)
+        return reply(request, self._dialled(call, data))
+
+    @staticmethod
+    def _dialled(call: Call, data: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "call_control_id": call.call_control_id,
+            "call_leg_id": call.call_leg_id,
+            "call_session_id": call.call_session_id,
+            "is_alive": False,  # the spec: always false for Dial (dialling is asynchronous)
+            "record_type": "call",
+        }
+        if call.client_state is not None:
+            out["client_state"] = call.client_state
+        if data.get("record") == "record-from-answer":
+            out["recording_id"] = str(uuid.uuid4())
+        return out
+
+    def _call(self, request: web.Request) -> Call:
+        call = self.store.calls.get(request.match_info["call_control_id"])
+        if call is None:
+            raise errors.not_found()
+        return call
+
+    async def retrieve_call(self, request: web.Request) -> web.Response:
+        """RetrieveCallStatus."""
+        return reply(request, self._call(request).render(self.store.clock()))
+
+    async def hangup(self, request: web.Request) -> web.Response:
+        """HangupCall: ends a live call now (``call.hangup`` follows, no ``call.answered``)."""
+        call = self._call(request)
+        data = await body(request, "HangupCall")
+        command_id = data.get("command_id")
+        if command_id and command_id in call.hangup_commands:
+            return web.json_response({"data": {"result": "ok"}})
+        if not call.is_alive:
+            raise errors.call_ended()
+        if command_id:
+            call.hangup_commands.add(command_id)
+        if data.get("client_state") is not None:
+            call.client_state = data["client_state"]
+        cause = "normal_clearing" if call.state == "answered" else "originator_cancel"
+        call.end(self.store.clock(), cause=cause, source="caller")
+        self.webhooks.call_ended(call)
+        return reply(request, {"result": "ok"})

@@ -1,0 +1,302 @@
+"""Call lifecycles and their signed webhooks: initiated, answered, hangup.
+
+Each dialled call gets one lifecycle task that changes its state on a timetable (answer
+after ``answer_after`` seconds, remote hangup after ``talk_time``) and queues events,
+and one sender task that delivers them in order. A hangup through the API ends the call
+at once; the lifecycle then queues ``call.hangup`` and never ``call.answered``.
+
+Signing follows Telnyx: ``telnyx-signature-ed25519`` is base64 of the ed25519 signature
+over ``f"{timestamp}|{body}"`` and ``telnyx-timestamp`` is unix seconds; the bytes sent
+are exactly the bytes signed. The public key is base64 of the raw 32-byte verify key,
+which is what Telnyx's portal shows. Delivery retries connection errors and 5xx answers
+a couple of times with a short timeout; failures are logged and recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from nacl.signing import SigningKey
+
+from devserver.sandbox.store import Call, Clock, utcnow
+
+logger = logging.getLogger(__name__)
+
+SIP_CAUSES = {"normal_clearing": "unspecified", "originator_cancel": "487", "timeout": "408"}
+
+
+def iso_us(moment: datetime) -> str:
+    """Webhook timestamps carry microseconds, as in Telnyx's examples."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Signer:
+    """Holds the ed25519 key webhooks are signed with."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self._key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path | None) -> Signer:
+        """Read a base64 32-byte seed from ``path``, creating it (mode 0600) when missing."""
+        if path is None:
+            return cls(SigningKey.generate())
+        if path.exists():
+            seed = base64.b64decode(path.read_text().strip(), validate=True)
+            return cls(SigningKey(seed))
+        key = SigningKey.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(bytes(key)).decode() + "\n")
+        return cls(key)
+
+    @property
+    def public_key(self) -> str:
+        """Base64 of the raw verify key (what ``TELNYX_PUBLIC_KEY`` holds)."""
+        return base64.b64encode(bytes(self._key.verify_key)).decode()
+
+    def sign(self, body: bytes, timestamp: str) -> str:
+        """Base64 signature over ``timestamp|body``."""
+        signed = self._key.sign(timestamp.encode() + b"|" + body)
+        return base64.b64encode(signed.signature).decode()
+
+
+@dataclass
+class WebhookSettings:
+    """Timetable and delivery knobs; changeable at run time via ``POST /_sandbox/webhooks``."""
+
+    initiated_after: float = 0.05
+    answer_after: float = 1.0
+    talk_time: float = 5.0
+    answer: bool = True
+    webhook_url: str | None = None
+    timeout: float = 2.0
+    retries: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+    def updated(self, data: Any) -> WebhookSettings:
+        """A copy with the control endpoint's changes applied. Raises ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        current = self.as_dict()
+        for key, value in data.items():
+            if key in ("initiated_after", "answer_after", "talk_time", "timeout"):
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+            elif key == "retries":
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            elif key == "answer":
+                ok = isinstance(value, bool)
+            elif key == "webhook_url":
+                ok = value is None or isinstance(value, str)
+            else:
+                raise ValueError(f"unknown key {key!r}")
+            if not ok:
+                raise ValueError(f"invalid value for {key}: {value!r}")
+            current[key] = value
+        return WebhookSettings(**current)
+
+
+def event(call: Call, event_type: str, now: datetime) -> dict[str, Any]:
+    """A webhook body shaped like the spec's ``Call*Event`` schemas."""
+    payload: dict[str, Any] = {
+        "call_control_id": call.call_control_id,
+        "call_leg_id": call.call_leg_id,
+        "call_session_id": call.call_session_id,
+        "connection_id": call.connection_id,
+        "from": call.from_,
+        "to": call.to,
+        "start_time": iso_us(call.start_time),
+    }
+    if call.client_state is not None:
+        payload["client_state"] = call.client_state
+    if event_type == "call.initiated":
+        payload.update(direction="outgoing", state="bridging")
+    elif event_type == "call.answered":
+        payload["state"] = "answered"
+    else:
+        cause = call.hangup_cause or "unspecified"
+        payload.update(
+            state="hangup",
+            hangup_cause=cause,
+            hangup_source=call.hangup_source or "unknown",
+            sip_hangup_cause=SIP_CAUSES.get(cause, "unspecified"),
+            call_quality_stats=None,
+            end_time=iso_us(call.end_time or now),
+        )
+    data = {
+        "event_type": event_type,
+        "id": str(uuid.uuid4()),
+        "occurred_at": iso_us(now),
+        "payload": dict(sorted(payload.items())),
+        "record_type": "event",
+    }
+    return {"data": data}
+
+
+class Webhooks:
+    """Runs call lifecycles and delivers their events; owns every task it starts."""
+
+    def __init__(self, signer: Signer, settings: WebhookSettings, *, clock: Clock = utcnow) -> None:
+        self.signer = signer
+        self.settings = settings
+        self.clock = clock
+        self.deliveries: list[dict[str, Any]] = []
+        self._ended: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP client used for deliveries."""
+        self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        """Stop every lifecycle and close the HTTP client."""
+        await self.cancel_all()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def cancel_all(self) -> None:
+        """Cancel lifecycles and pending deliveries (reset and shutdown)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._ended.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def call_started(self, call: Call) -> None:
+        """Begin the lifecycle of a freshly dialled call (timetable fixed now)."""
+        s = self.settings
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._ended[call.call_control_id] = asyncio.Event()
+        plan = (s.initiated_after, s.answer, s.answer_after, s.talk_time)
+        self._spawn(self._lifecycle(call, queue, *plan))
+        self._spawn(self._sender(call, queue))
+
+    def call_ended(self, call: Call) -> None:
+        """The call was hung up through the API: wake its lifecycle."""
+        ended = self._ended.get(call.call_control_id)
+        if ended is not None:
+            ended.set()
+
+    async def _wait_end(self, call: Call, seconds: float) -> bool:
+        """Wait up to ``seconds`` for an API hangup; True if it came."""
+        ended = self._ended[call.call_control_id]
+        try:
+            await asyncio.wait_for(ended.wait(), timeout=max(seconds, 0))
+        except TimeoutError:
+            return not call.is_alive
+        return True
+
+    async def _lifecycle(
+        self,
+        call: Call,
+        queue: asyncio.Queue[dict[str, Any] | None],
+        initiated_after: float,
+        answer: bool,
+        answer_after: float,
+        talk_time: float,
+    ) -> None:
+        try:
+            await asyncio.sleep(initiated_after)
+            queue.put_nowait(event(call, "call.initiated", self.clock()))
+            if answer:
+                if not await self._wait_end(call, answer_after) and call.is_alive:
+                    call.state, call.answer_time = "answered", self.clock()
+                    queue.put_nowait(event(call, "call.answered", call.answer_time))
+                    if not await self._wait_end(call, talk_time):
+                        call.end(self.clock(), cause="normal_clearing", source="callee")
+            elif not await self._wait_end(call, talk_time):
+                call.end(self.clock(), cause="timeout", source="unknown")
+            queue.put_nowait(event(call, "call.hangup", call.end_time or self.clock()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("[Telnyx Sandbox] Call lifecycle failed call=%s", call.call_control_id)
+        finally:
+            queue.put_nowait(None)
+            self._ended.pop(call.call_control_id, None)
+
+    async def _sender(self, call: Call, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        while (body := await queue.get()) is not None:
+            event_type = body["data"]["event_type"]
+            url = call.webhook_urls.get(event_type) or call.webhook_url or self.settings.webhook_url
+            try:
+                await self._deliver(url, body, call)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "[Telnyx Sandbox] Webhook delivery crashed event=%s call=%s",
+                    event_type,
+                    call.call_control_id,
+                )
+
+    async def _deliver(self, url: str | None, body: dict[str, Any], call: Call) -> None:
+        data = body["data"]
+        record: dict[str, Any] = {
+            "event_type": data["event_type"],
+            "event_id": data["id"],
+            "call_control_id": call.call_control_id,
+            "url": url,
+            "status": None,
+            "attempts": 0,
+            "delivered": False,
+            "error": None,
+            "ts": int(time.time() * 1000),
+            "body": body,
+        }
+        if url is None or self._session is None:
+            self.deliveries.append(record)
+            return
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
+        for attempt in range(1, self.settings.retries + 2):
+            record["attempts"] = attempt
+            stamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "telnyx-webhooks (sandbox)",
+                "telnyx-timestamp": stamp,
+                "telnyx-signature-ed25519": self.signer.sign(raw, stamp),
+            }
+            try:
+                async with self._session.post(url, data=raw, headers=headers, timeout=timeout) as r:
+                    await r.read()
+                    record["status"], record["error"] = r.status, None
+                    if r.status < 500:
+                        break
+            except (aiohttp.ClientError, TimeoutError) as e:
+                record["error"] = f"{type(e).__name__}: {e}"
+            if attempt <= self.settings.retries:
+                await asyncio.sleep(0.2 * attempt)
+        record["delivered"] = record["status"] is not None and 200 <= record["status"] < 300
+        if not record["delivered"]:
+            logger.warning(
+                "[Telnyx Sandbox] Webhook not delivered event=%s call=%s status=%s error=%s",
+                data["event_type"],
+                call.call_control_id,
+                record["status"],
+                record["error"],
+            )
+        self.deliveries.append(record)

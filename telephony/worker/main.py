@@ -1,0 +1,369 @@
+"""The telephony worker: consumes channel ``telephony`` with bounded, concurrent intake.
+
+Unlike ``channels.worker`` it takes a message off the channel only when it has a free
+slot (``TELEPHONY_WORKER_CONCURRENCY``), so a SIGKILL loses at most what it was working
+on, and one slow Telnyx call never blocks the others. For every request it:
+
+1. drops it, unexecuted, if its deadline has passed;
+2. claims its ``request_id`` in Redis (SET NX), so a duplicate delivery or a second
+   worker can never execute it again;
+3. runs the operation inside the time left, and replies to ``reply_to``.
+
+Its event loop beats into Redis every ``TELEPHONY_HEARTBEAT_INTERVAL``; a blocked loop
+stops beating, which is how the supervisor tells a hung worker from a busy one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psutil
+import redis
+from asgiref.sync import sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from telephony import exceptions as exc
+from telephony.connections import Keys, get_async_redis
+from telephony.layers import receive_or_idle
+from telephony.protocol import CHANNEL, error_reply, ok_reply, validate_request
+from telephony.state import now_ms
+from telephony.worker.adapter import TelnyxAdapter
+from telephony.worker.breaker import breaker_from_settings
+from telephony.worker.hygiene import credential_hygiene
+from telephony.worker.operations import Operations
+from telephony.worker.provider import RequestContext
+from telephony.worker.reconciler import reconcile_once
+from telephony.worker.stats import Pending, WorkerStats
+
+logger = logging.getLogger(__name__)
+
+INTAKE_IDLE = 1  # seconds one pop off the channel may block: how soon a stop ends intake
+MIN_START_BUDGET = 0.05  # seconds left below which a request is not started at all
+CLAIM_EXTRA_MS = 60_000  # claims outlive the deadline, so late duplicates still see them
+
+
+class TelephonyWorker:
+    """One worker process's event loop: intake, heartbeat, reconciler, graceful drain."""
+
+    def __init__(
+        self,
+        *,
+        adapter: TelnyxAdapter | None = None,
+        layer: BaseChannelLayer | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] = time.time,
+        spare: bool = False,
+    ) -> None:
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.concurrency = concurrency or int(settings.TELEPHONY_WORKER_CONCURRENCY)
+        self.clock = clock
+        self.layer = layer or get_channel_layer()
+        self.adapter = adapter or TelnyxAdapter(
+            api_key=settings.TELNYX_API_KEY,
+            base_url=settings.TELNYX_BASE_URL,
+            breaker=breaker_from_settings(),
+            max_connections=max(self.concurrency * 2, 20),
+        )
+        self.ops = Operations(self.adapter, worker_id=self.worker_id)
+        self.handlers: dict[
+            str, Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+        ] = {
+            "credential.create": self.ops.credential_create,
+            "call.dial": self.ops.call_dial,
+            "call.hangup": self.ops.call_hangup,
+            "call.status": self.ops.call_status,
+            "health.ping": self.ops.health_ping,
+        }
+        self.stats = WorkerStats()
+        self.started_at = now_ms()
+        self.supervisor_id = os.environ.get("TELEPHONY_SUPERVISOR_ID", "")
+        self.draining = False
+        self.spare = spare
+        self._promoted = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._closing = False
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._process = psutil.Process()
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop intake; in-flight requests finish within the shutdown grace."""
+        if not self._stop.is_set():
+            logger.info(
+                "[Telephony Worker] Stopping worker_id=%s in_flight=%d",
+                self.worker_id,
+                self.stats.in_flight,
+            )
+            self.draining = True
+            self._stop.set()
+
+    def promote(self) -> None:
+        """SIGUSR1: a spare starts taking requests (and beats at once, so it counts)."""
+        if self.spare and not self._stop.is_set():
+            self.spare = False
+            self._promoted.set()
+            logger.info("[Telephony Worker] Promoted worker_id=%s: taking requests", self.worker_id)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        # Before the first beat: the supervisor signals a spare only once it has beaten.
+        loop.add_signal_handler(signal.SIGUSR1, self.promote)
+        await self._beat()  # first beat: we are up, the adapter is loaded
+        logger.info(
+            "[Telephony Worker] Started worker_id=%s concurrency=%d%s",
+            self.worker_id,
+            self.concurrency,
+            " as a spare (idle until promoted)" if self.spare else "",
+        )
+        background = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        was_spare = self.spare
+        if was_spare:
+            await self._until_promoted()
+        intake = asyncio.create_task(self._intake_loop(), name="intake")
+        if not self._stop.is_set():
+            background.append(asyncio.create_task(self._reconcile_loop(), name="reconciler"))
+            if was_spare:  # counted as serving now, not a heartbeat later
+                background.append(asyncio.create_task(self._beat_once(), name="promoted-beat"))
+        await self._stop.wait()
+        # Intake ends by itself within INTAKE_IDLE: a pop is never cancelled midway, since
+        # that can lose the message Redis was handing over. Cancelled only if Redis hangs.
+        await asyncio.wait({intake}, timeout=INTAKE_IDLE + 2.0)
+        if not intake.done():
+            intake.cancel()
+            await asyncio.wait({intake}, timeout=1.0)
+        await self._drain(float(settings.TELEPHONY_SHUTDOWN_GRACE))
+        # The loops also end on this flag: on Python 3.11 a cancel that lands while redis-py
+        # writes a command can be swallowed (its wait_for), and the loop would beat on.
+        self._closing = True
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await self._forget()
+        await self.adapter.aclose()
+        logger.info(
+            "[Telephony Worker] Stopped worker_id=%s handled=%d failed=%d",
+            self.worker_id, self.stats.handled, self.stats.failed,
+        )  # fmt: skip
+
+    async def _until_promoted(self) -> None:
+        """A spare waits here, fully loaded, until SIGUSR1 (or a stop)."""
+        waits = {
+            asyncio.create_task(self._promoted.wait()),
+            asyncio.create_task(self._stop.wait()),
+        }
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def _drain(self, grace: float) -> None:
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning("[Telephony Worker] %d requests cut off at shutdown", len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- intake --------------------------------------------------------------------------
+
+    async def _intake_loop(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            await self._slots.acquire()
+            try:
+                message = await receive_or_idle(self.layer, CHANNEL, idle=INTAKE_IDLE)
+            except asyncio.CancelledError:
+                self._slots.release()
+                raise
+            except (redis.RedisError, OSError) as e:
+                self._slots.release()
+                logger.warning(
+                    "[Telephony Worker] channel layer unreachable (%s); retrying", type(e).__name__
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.1
+            if message is None:  # nothing within INTAKE_IDLE: look at the stop flag again
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._handle(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, message: Any) -> None:
+        try:
+            op, rid, reply_to, deadline, payload = validate_request(message)
+        except exc.InvalidRequest as e:
+            logger.warning("[Telephony Worker] malformed request dropped: %s", e.message)
+            return
+        remaining = deadline - self.clock()
+        if remaining < MIN_START_BUDGET:
+            self.stats.dropped_late += 1
+            logger.warning(
+                "[Telephony Worker] request_id=%s op=%s dropped: deadline passed %.0f ms ago",
+                rid,
+                op,
+                -remaining * 1000,
+            )
+            return
+        try:
+            claimed = await get_async_redis().set(
+                Keys.claim(rid), self.worker_id, nx=True, px=int(remaining * 1000) + CLAIM_EXTRA_MS
+            )
+        except (redis.RedisError, OSError) as e:
+            logger.warning(
+                "[Telephony Worker] request_id=%s not claimed, Redis error %s",
+                rid,
+                type(e).__name__,
+            )
+            return
+        if not claimed:
+            self.stats.duplicates += 1
+            logger.info(
+                "[Telephony Worker] request_id=%s op=%s duplicate delivery ignored", rid, op
+            )
+            return
+        self.stats.in_flight += 1
+        started = time.monotonic()
+        ctx = RequestContext(request_id=rid, deadline=deadline)
+        try:
+            async with asyncio.timeout(remaining):
+                result = await self.handlers[op](ctx, payload)
+            reply = ok_reply(rid, result)
+            self.stats.handled += 1
+            code = "ok"
+        except TimeoutError:
+            err: exc.TelephonyError = exc.WorkerTimeout(
+                "The request ran out of time in the worker."
+            )
+            reply, code = self._failed(rid, op, err)
+        except exc.TelephonyError as e:
+            reply, code = self._failed(rid, op, e)
+        except Exception:
+            logger.exception("[Telephony Worker] request_id=%s op=%s crashed", rid, op)
+            reply, code = self._failed(rid, op, exc.TelephonyError())
+        finally:
+            self.stats.in_flight -= 1
+        self.stats.record(op, time.monotonic() - started, code)
+        try:
+            await self.layer.send(reply_to, reply)
+        except Exception as e:
+            logger.warning("[Telephony Worker] request_id=%s reply lost: %s", rid, type(e).__name__)
+
+    def _failed(self, rid: str, op: str, err: exc.TelephonyError) -> tuple[dict[str, Any], str]:
+        self.stats.failed += 1
+        self.stats.handled += 1
+        self.stats.last_error = err.reason
+        logger.info("[Telephony Worker] request_id=%s op=%s failed: %s", rid, op, err.reason)
+        return error_reply(rid, err), err.reason
+
+    # -- heartbeat and housekeeping -------------------------------------------------------
+
+    def heartbeat(self) -> dict[str, Any]:
+        """The record the supervisor and ``status()`` read."""
+        host, pid = self.worker_id.rsplit(":", 1)
+        return {
+            "id": self.worker_id,
+            "host": host,
+            "pid": int(pid),
+            "supervisor_id": self.supervisor_id,
+            "started_at": self.started_at,
+            "beat_at": now_ms(),
+            "handled": self.stats.handled,
+            "failed": self.stats.failed,
+            "dropped_late": self.stats.dropped_late,
+            "duplicates": self.stats.duplicates,
+            "in_flight": self.stats.in_flight,
+            "rss_mb": round(self._process.memory_info().rss / 1048576, 1),
+            "last_error": self.stats.last_error,
+            "breaker": self.adapter.breaker.state,
+            "breaker_detail": self.adapter.breaker.snapshot(),
+            "latency": self.stats.summary(),
+            "concurrency": self.concurrency,
+            "draining": self.draining,
+            "spare": self.spare,
+        }
+
+    async def _beat(self) -> None:
+        r = get_async_redis()
+        ttl = int(float(settings.TELEPHONY_HEARTBEAT_TIMEOUT) * 1000)
+        pipe = r.pipeline(transaction=False)
+        pipe.set(Keys.worker(self.worker_id), json.dumps(self.heartbeat()), px=ttl)
+        pipe.zadd(Keys.workers(), {self.worker_id: now_ms()})
+        pipe.zremrangebyscore(Keys.workers(), "-inf", now_ms() - 3_600_000)
+        pipe.get(Keys.breaker_forced())
+        pending = self.stats.take_pending()
+        self._queue_metrics(pipe, pending)
+        try:
+            results = await pipe.execute()
+        except BaseException:
+            self.stats.restore_pending(pending)
+            raise
+        forced = results[3]
+        forced = forced.decode() if isinstance(forced, bytes) else forced
+        self.adapter.breaker.forced = forced if forced in ("open", "closed") else None
+
+    @staticmethod
+    def _queue_metrics(pipe: Any, pending: Pending) -> None:
+        """Add counters recorded since the last beat to the heartbeat's pipeline."""
+        requests, latency, latency_sum = pending
+        for name, n in requests.items():
+            pipe.hincrby(Keys.metric_requests(), name, n)
+        for name, n in latency.items():
+            pipe.hincrby(Keys.metric_latency(), name, n)
+        for name, ms in latency_sum.items():
+            pipe.hincrbyfloat(Keys.metric_latency(), name, round(ms, 3))
+
+    async def _heartbeat_loop(self) -> None:
+        interval = float(settings.TELEPHONY_HEARTBEAT_INTERVAL)
+        while not self._closing:
+            await asyncio.sleep(interval)
+            await self._beat_once()
+
+    async def _beat_once(self) -> None:
+        try:
+            await self._beat()
+        except (redis.RedisError, OSError) as e:
+            logger.warning("[Telephony Worker] heartbeat failed: %s", type(e).__name__)
+        except Exception:
+            logger.exception("[Telephony Worker] heartbeat crashed; continuing")
+
+    async def _forget(self) -> None:
+        try:
+            r = get_async_redis()
+            await r.delete(Keys.worker(self.worker_id))
+            await r.zrem(Keys.workers(), self.worker_id)
+        except (redis.RedisError, OSError):
+            pass
+
+    async def _reconcile_loop(self) -> None:
+        interval = float(settings.TELEPHONY_RECONCILE_INTERVAL)
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                await sync_to_async(close_old_connections)()
+                await reconcile_once(self.ops)
+                await credential_hygiene(self.adapter, worker_id=self.worker_id)
+            except (redis.RedisError, OSError) as e:
+                logger.warning("[Telephony Reconciler] skipped: %s", type(e).__name__)
+            except Exception:
+                logger.exception("[Telephony Reconciler] pass crashed; continuing")

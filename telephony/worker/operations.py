@@ -1,0 +1,329 @@
+"""What the worker does for each request type (``credential.create`` -> ``credential_create``).
+
+Each handler gets a :class:`RequestContext` (request id and deadline) and the payload,
+talks to Telnyx through the adapter, writes the record, and returns a JSON-safe dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from telephony import exceptions as exc
+from telephony.connections import Keys, get_async_redis, release_lock
+from telephony.events import push_call
+from telephony.models import Call, CallStatus, Credential
+from telephony.services import acall_advance, acall_fill, aservice_event
+from telephony.worker.adapter import TelnyxAdapter
+from telephony.worker.credentials import select_for_room
+from telephony.worker.provider import RequestContext
+
+logger = logging.getLogger(__name__)
+
+TOKEN_MAX_LIFETIME = timedelta(hours=24)
+MIN_REMAINING_VALIDITY = timedelta(minutes=10)
+TOKEN_EXPIRY_SLACK = timedelta(minutes=5)  # reuse a credential only with this much left
+
+
+def token_expiry(token: str, fallback: datetime) -> datetime:
+    """The ``exp`` of a JWT (read, not verified: Telnyx verifies it), else ``fallback``."""
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        return min(datetime.fromtimestamp(int(claims["exp"]), tz=UTC), fallback)
+    except (IndexError, KeyError, ValueError, TypeError):
+        return fallback
+
+
+class Operations:
+    """The request handlers, bound to one adapter (one per worker process)."""
+
+    def __init__(self, adapter: TelnyxAdapter, *, worker_id: str) -> None:
+        self.adapter = adapter
+        self.worker_id = worker_id
+
+    # -- credentials -------------------------------------------------------------------
+
+    async def credential_create(
+        self, ctx: RequestContext, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A WebRTC login token for the user, on their still-valid credential or a new one."""
+        user_id = payload.get("user_id")
+        if not isinstance(user_id, int):
+            raise exc.InvalidRequest("credential.create needs user_id.")
+        cred = await self._active_credential(user_id)
+        if cred is None:
+            # Only creation takes the per-user lock: two tabs logging in at once must not
+            # leave the account with two credentials. Minting tokens needs no lock.
+            async with self._user_lock(ctx, user_id):
+                cred = await self._active_credential(user_id) or await self._new_credential(
+                    ctx, user_id
+                )
+        try:
+            token = await self.adapter.create_token(ctx, cred.telnyx_id)
+        except exc.ProviderRejected as e:
+            if e.reason != "provider_not_found":
+                raise
+            # Deleted behind our back (by hand, or another app): record it, start over once.
+            await Credential.objects.filter(pk=cred.pk).aupdate(
+                deleted_at=timezone.now(), deleted_reason="gone_at_provider"
+            )
+            async with self._user_lock(ctx, user_id):
+                cred = await self._new_credential(ctx, user_id)
+            token = await self.adapter.create_token(ctx, cred.telnyx_id)
+        expires = token_expiry(token, min(cred.expires_at, timezone.now() + TOKEN_MAX_LIFETIME))
+        if cred.token_expires_at is None or expires > cred.token_expires_at + TOKEN_EXPIRY_SLACK:
+            # Record only meaningful moves: hygiene needs "a live token depends on it",
+            # not the last second of it, and a write per login is not free.
+            await Credential.objects.filter(pk=cred.pk).aupdate(token_expires_at=expires)
+        logger.info(
+            "[Telephony Worker] request_id=%s credential for user_id=%s", ctx.request_id, user_id
+        )
+        return {
+            "token": token,
+            "sip_username": cred.sip_username,
+            "expires_at": expires.isoformat(),
+        }
+
+    async def _active_credential(self, user_id: int) -> Credential | None:
+        return await (
+            Credential.objects.filter(
+                user_id=user_id,
+                deleted_at__isnull=True,
+                expires_at__gt=timezone.now() + MIN_REMAINING_VALIDITY,
+            )
+            .order_by("-expires_at")
+            .afirst()
+        )
+
+    async def _new_credential(self, ctx: RequestContext, user_id: int) -> Credential:
+        user = await get_user_model().objects.aget(pk=user_id)
+        name = f"{user.get_username()} (user {user_id})"[:128]
+        tag = settings.TELEPHONY_CREDENTIAL_TAG
+        expires_at = timezone.now() + timedelta(seconds=float(settings.TELEPHONY_CREDENTIAL_TTL))
+        kwargs = {
+            "connection_id": settings.TELNYX_CONNECTION_ID,
+            "name": name,
+            "tag": tag,
+            "expires_at": expires_at,
+        }
+        try:
+            info = await self.adapter.create_credential(ctx, **kwargs)
+        except exc.CredentialLimitReached:
+            freed = await self.make_room(ctx)
+            if not freed:
+                raise
+            info = await self.adapter.create_credential(ctx, **kwargs)
+        return await Credential.objects.acreate(
+            user_id=user_id,
+            telnyx_id=info.id,
+            sip_username=info.sip_username,
+            tag=tag,
+            expires_at=info.expires_at or expires_at,
+        )
+
+    async def make_room(self, ctx: RequestContext) -> list[str]:
+        """At the account limit: delete our expired, orphaned or idle credentials."""
+        remote, _ = await self.adapter.list_all_credentials(
+            lambda: ctx,
+            tag=settings.TELEPHONY_CREDENTIAL_TAG,
+            max_pages=int(settings.TELEPHONY_CLEANUP_MAX_PAGES),
+        )
+        local = {
+            c.telnyx_id: c
+            async for c in Credential.objects.filter(telnyx_id__in=[r.id for r in remote])
+        }
+        deleted: list[str] = []
+        candidates = select_for_room(
+            remote, local, tag=settings.TELEPHONY_CREDENTIAL_TAG, now=timezone.now()
+        )
+        for d in candidates:
+            try:
+                await self.adapter.delete_credential(ctx, d.telnyx_id)
+            except exc.TelephonyError as e:
+                # One stuck credential must not stop the others from making room.
+                logger.warning(
+                    "[Telephony Worker] request_id=%s credential %s not deleted: %s",
+                    ctx.request_id, d.telnyx_id, e.reason,
+                )  # fmt: skip
+                continue
+            await Credential.objects.filter(telnyx_id=d.telnyx_id, deleted_at__isnull=True).aupdate(
+                deleted_at=timezone.now(), deleted_reason=d.reason
+            )
+            deleted.append(d.telnyx_id)
+            logger.info(
+                "[Telephony Worker] request_id=%s deleted credential %s (%s) at the account limit",
+                ctx.request_id, d.telnyx_id, d.reason,
+            )  # fmt: skip
+        if deleted:
+            await aservice_event(
+                kind="credentials_freed",
+                message=f"Account credential limit reached; deleted {len(deleted)}",
+                worker_id=self.worker_id,
+                deleted=deleted,
+            )
+        return deleted
+
+    def _user_lock(self, ctx: RequestContext, user_id: int) -> _RedisLock:
+        return _RedisLock(f"{Keys.prefix()}:lock:credential:{user_id}", ctx)
+
+    # -- calls -------------------------------------------------------------------------
+
+    async def call_dial(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """Place the queued call; ``client_state`` is our call id so webhooks find the row."""
+        call = await self._call(payload)
+        if call.status not in (CallStatus.QUEUED, CallStatus.UNKNOWN):
+            logger.warning(
+                "[Telephony Worker] request_id=%s call_id=%s already %s",
+                ctx.request_id,
+                call.id,
+                call.status,
+            )
+            return call.public()
+        try:
+            result = await self.adapter.dial(
+                ctx,
+                connection_id=settings.TELNYX_CALL_CONNECTION_ID,
+                to=call.to_number,
+                from_=call.from_number or settings.TELNYX_FROM_NUMBER,
+                client_state=str(call.id),
+                webhook_url=settings.TELNYX_WEBHOOK_URL,
+            )
+        except exc.ProviderTimeout as e:
+            # The Dial may have reached Telnyx and been placed: the outcome is unknown,
+            # not failed. Its webhooks (client_state) or the reconciler settle it.
+            fields: dict[str, Any] = {"error_code": e.reason}
+            await acall_advance(call_id=call.id, status=CallStatus.UNKNOWN, fields=fields)
+            await self._push(call.id)
+            raise
+        except exc.TelephonyError as e:
+            fields = {"error_code": e.reason, "ended_at": timezone.now()}
+            await acall_advance(call_id=call.id, status=CallStatus.FAILED, fields=fields)
+            await self._push(call.id)
+            raise
+        now = timezone.now()
+        ids = {
+            "call_control_id": result.call_control_id,
+            "call_session_id": result.call_session_id,
+            "dialed_at": now,
+        }
+        await acall_fill(call_id=call.id, fields=ids)
+        await acall_advance(call_id=call.id, status=CallStatus.DIALING)
+        call = await Call.objects.aget(pk=call.id)
+        if call.is_terminal or call.hangup_requested:
+            # Settled (given up on, or hung up) while the dial was in flight: don't leave
+            # a live call nobody is watching.
+            await self._hangup_quietly(ctx, result.call_control_id)
+        logger.info("[Telephony Worker] request_id=%s call_id=%s dialed", ctx.request_id, call.id)
+        await self._push(call.id)
+        return call.public()
+
+    async def call_hangup(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """Hang up a call (or cancel it if it has not been placed yet)."""
+        call = await self._call(payload)
+        if call.is_terminal:
+            return call.public()
+        await Call.objects.filter(pk=call.id).aupdate(hangup_requested=True)
+        now = timezone.now()
+        if not call.call_control_id:
+            await acall_advance(
+                call_id=call.id,
+                status=CallStatus.FAILED,
+                fields={"error_code": "cancelled", "ended_at": now},
+            )
+        else:
+            await self.adapter.hangup(ctx, call.call_control_id)
+            duration = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
+            fields = {
+                "ended_at": now,
+                "hangup_cause": call.hangup_cause or "normal_clearing",
+                "duration_seconds": duration,
+            }
+            await acall_advance(call_id=call.id, status=CallStatus.COMPLETED, fields=fields)
+        await self._push(call.id)
+        return (await Call.objects.aget(pk=call.id)).public()
+
+    async def call_status(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """The call as recorded, settled first if Telnyx says it is over."""
+        call = await self._call(payload)
+        if not call.is_terminal and call.call_control_id:
+            await self.settle(ctx, call)
+            call = await Call.objects.aget(pk=call.id)
+        return call.public()
+
+    async def settle(self, ctx: RequestContext, call: Call) -> None:
+        """Ask Telnyx about a call and end it in the record if it is no longer alive."""
+        try:
+            info = await self.adapter.call_status(ctx, call.call_control_id)
+            alive = info.is_alive
+        except exc.ProviderRejected as e:
+            if e.reason != "provider_not_found":
+                raise
+            alive = False
+        if alive:
+            return
+        status = CallStatus.COMPLETED if call.answered_at else CallStatus.FAILED
+        fields: dict[str, Any] = {"ended_at": timezone.now()}
+        if status == CallStatus.FAILED:
+            fields["error_code"] = call.error_code or "ended_unobserved"
+        if await acall_advance(call_id=call.id, status=status, fields=fields):
+            await self._push(call.id)
+
+    async def health_ping(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """Proves the round trip through the layer to a live worker; does not touch Telnyx."""
+        return {
+            "worker_id": self.worker_id,
+            "breaker": self.adapter.breaker.state,
+            "time": time.time(),
+        }
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _call(self, payload: dict[str, Any]) -> Call:
+        try:
+            return await Call.objects.aget(pk=uuid.UUID(str(payload.get("call_id"))))
+        except (Call.DoesNotExist, ValueError) as e:
+            raise exc.NotFound("No such call.") from e
+
+    async def _hangup_quietly(self, ctx: RequestContext, call_control_id: str) -> None:
+        try:
+            await self.adapter.hangup(ctx, call_control_id)
+        except exc.TelephonyError as e:
+            logger.warning(
+                "[Telephony Worker] request_id=%s compensating hangup failed: %s",
+                ctx.request_id,
+                e.reason,
+            )
+
+    async def _push(self, call_id: Any) -> None:
+        call = await Call.objects.aget(pk=call_id)
+        await push_call(call.user_id, call.public())
+
+
+class _RedisLock:
+    """A per-key lock in Redis that waits at most until the request's deadline."""
+
+    def __init__(self, key: str, ctx: RequestContext) -> None:
+        self.key, self.ctx = key, ctx
+        self.token = ctx.request_id
+
+    async def __aenter__(self) -> None:
+        r = get_async_redis()
+        ttl_ms = max(1000, int(self.ctx.remaining() * 1000) + 1000)
+        while not await r.set(self.key, self.token, nx=True, px=ttl_ms):
+            if self.ctx.remaining() <= 0.05:
+                raise exc.WorkerTimeout("Another request for this user is still running.")
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *a: object) -> None:
+        await release_lock(self.key, self.token)
