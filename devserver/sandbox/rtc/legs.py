@@ -23,66 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from devserver.sandbox.calls import sip_user
 from devserver.sandbox.rtc.audio import AudioSettings, Conversation
+from devserver.sandbox.rtc.leg import (
+    BROWSER_CAUSES,
+    BYE,
+    DTMF,
+    KEEP_ENDED,
+    LOSE_RACE,
+    UNSPECIFIED,
+    AgentLeg,
+    send_bye,
+    unknown_call,
+)
 from devserver.sandbox.rtc.media import AgentPeer
 from devserver.sandbox.rtc.signalling import RpcError, Session, Signalling
 from devserver.sandbox.store import Call, Store
 from devserver.sandbox.webhooks import Webhooks
 
 logger = logging.getLogger(__name__)
-
-# hangup_cause -> (cause, causeCode, sipCode, sipReason) of the telnyx_rtc.bye we send
-BYE = {
-    "normal_clearing": ("NORMAL_CLEARING", 16, 200, "OK"),
-    "originator_cancel": ("ORIGINATOR_CANCEL", 487, 487, "Request Terminated"),
-    "timeout": ("NO_ANSWER", 19, 480, "Temporarily Unavailable"),
-}
-UNSPECIFIED = ("NORMAL_UNSPECIFIED", 31, 500, "Server Internal Error")
-LOSE_RACE = ("LOSE_RACE", 502, 200, "Call completed elsewhere")
-BROWSER_CAUSES = {"USER_BUSY": "user_busy", "CALL_REJECTED": "call_rejected"}
-DTMF = re.compile(r"^[0-9A-D*#]+$")
-KEEP_ENDED = 200  # finished legs kept for the control API
-
-
-def unknown_call() -> RpcError:
-    """A call request for a callID this socket does not hold."""
-    return RpcError(-32002, "Call does not exist", "unknown_call")
-
-
-@dataclass(eq=False)
-class AgentLeg:
-    """One agent leg: its Verto ``callID``, sockets, media and where it has got to."""
-
-    call: Call
-    user: str
-    call_id: str
-    conversation: Conversation
-    peer: AgentPeer
-    ringing: set[Session] = field(default_factory=set)
-    session: Session | None = None
-    ended_by: Session | None = None
-    finished: bool = False
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def report(self) -> dict[str, Any]:
-        """For ``GET /_sandbox/rtc/calls/{id}``."""
-        return {
-            "call_control_id": self.call.call_control_id,
-            "call_id": self.call_id,
-            "sip_username": self.user,
-            "state": self.call.state,
-            "answered_by": self.session.sessid if self.session else None,
-            "ringing_sessions": len(self.ringing),
-            "bridged_with": self.call.bridged_with,
-            "media_state": self.peer.pc.connectionState,
-            **self.conversation.report(),
-        }
 
 
 class Legs:
@@ -200,7 +162,7 @@ class Legs:
             targets = ({leg.session} if leg.session else leg.ringing) - {leg.ended_by}
             for session in targets:
                 if session is not None:
-                    self._bye(session, leg, cause)
+                    send_bye(session, leg, cause)
             leg.ringing.clear()
             for task in leg.tasks:
                 task.cancel()
@@ -215,12 +177,6 @@ class Legs:
                 partner_leg.conversation.bridged = False
         else:
             self._end(partner, "normal_clearing", "caller")
-
-    @staticmethod
-    def _bye(session: Session, leg: AgentLeg, cause: tuple[str, int, int, str]) -> None:
-        name, code, sip_code, sip_reason = cause
-        params = {"callID": leg.call_id, "cause": name, "causeCode": code}
-        session.request("telnyx_rtc.bye", params | {"sipCode": sip_code, "sipReason": sip_reason})
 
     # ---------------------------------------------------------------- signalling
 
@@ -267,7 +223,7 @@ class Legs:
         leg.session = session
         leg.ringing.discard(session)
         for other in leg.ringing:
-            self._bye(other, leg, LOSE_RACE)
+            send_bye(other, leg, LOSE_RACE)
         leg.ringing.clear()
         try:
             await leg.peer.answer(sdp)
