@@ -130,9 +130,7 @@ async def test_rtc_media__busy_customer_leaves_the_agent_leg_up(
     customer = resp.json()["data"]["call_control_id"]
     hangup = await api.wait_event(customer, "call.hangup")
     assert (hangup["hangup_cause"], hangup["sip_hangup_cause"]) == ("user_busy", "486")
-    state = await api.client.get(
-        f"{api.sandbox.base_url}/calls/{leg}", headers=api.auth
-    )
+    state = await api.client.get(f"{api.sandbox.base_url}/calls/{leg}", headers=api.auth)
     assert state.json()["data"]["is_alive"] is True
     log = await api.control("GET", "log")
     assert log[-1]["fault"] is None and "outcome=busy" in [e["fault"] for e in log]
