@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from devserver.sandbox.control import SandboxProcess
+from devserver.sandbox.faults import FaultRule, FaultTable
 
 from .rtc_client import Api, VertoClient, until
 
@@ -169,3 +170,17 @@ async def _stable(read: Any, polls: int = 10) -> bool:
         if read() != first:
             return False
     return time.monotonic() - start > 0.4
+
+
+def test_rtc_media__call_fault_rules_parse_and_validate() -> None:
+    rule = FaultRule.parse("DialCall:outcome=busy,media_stop_after=2.5,drop_after=1,count=1")
+    assert (rule.outcome, rule.media_stop_after, rule.drop_after) == ("busy", 2.5, 1.0)
+    for bad in ("DialCall:outcome=maybe", "HangupCall:outcome=busy", "DialCall:drop_after=-1"):
+        with pytest.raises(ValueError):
+            FaultRule.parse(bad)
+    table = FaultTable()
+    table.set(rule)
+    decision = table.decide("DialCall")
+    assert decision.label is None  # the Dial itself is answered normally
+    assert decision.call_label == "drop_after=1.0,media_stop_after=2.5,outcome=busy"
+    assert table.decide("DialCall").call_label is None  # count=1 spent
