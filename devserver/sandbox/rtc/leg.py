@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devserver.sandbox.rtc.audio import Conversation
-from devserver.sandbox.rtc.media import AgentPeer
 from devserver.sandbox.rtc.signalling import RpcError, Session
 from devserver.sandbox.store import Call
+
+if TYPE_CHECKING:
+    from devserver.sandbox.rtc.media import AgentPeer
 
 # hangup_cause -> (cause, causeCode, sipCode, sipReason) of the telnyx_rtc.bye we send
 BYE = {

@@ -39,7 +39,6 @@ from devserver.sandbox.rtc.leg import (
     send_bye,
     unknown_call,
 )
-from devserver.sandbox.rtc.media import AgentPeer
 from devserver.sandbox.rtc.signalling import RpcError, Session, Signalling
 from devserver.sandbox.store import Call, Store
 from devserver.sandbox.webhooks import Webhooks
@@ -99,6 +98,8 @@ class Legs:
         if not self.signalling.logged_in(user):
             self._end(call, "not_found", "callee")
             return
+        from devserver.sandbox.rtc.media import AgentPeer  # aiortc: ~1 s, paid at first ring
+
         conversation = Conversation(self.settings)
         peer = AgentPeer(conversation, label=call.call_control_id)
         leg = AgentLeg(call, user, str(uuid.uuid4()), conversation, peer)
