@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest bench chaos chaos-short clean
+.PHONY: run test lint typecheck jstest pytest bench chaos chaos-short clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py serve
 
-test: $(DEV_STAMP) lint typecheck pytest
+test: $(DEV_STAMP) lint typecheck jstest pytest
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +30,11 @@ lint: $(DEV_STAMP)
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy .
+
+# The front-end modules' DOM-free logic, with Node's built-in test runner (no npm).
+jstest:
+	@command -v node >/dev/null 2>&1 || { echo "jstest: node is not installed; install it with: apt-get install -y nodejs" >&2; exit 1; }
+	node --test tests/js/
 
 pytest: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
