@@ -30,12 +30,12 @@ function install() {
     return;
   }
   const page = new Page();
-  window.TelephonyCallButtons = Object.freeze({
+  window.TelephonyCallButtons = {
     version: VERSION,
     config,
     scan: guard(() => page.scan()),
     state: () => page.snapshot(),
-  });
+  };
   // Module scripts run after the document is parsed; "loading" only if injected early.
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", guard(() => page.start()));
