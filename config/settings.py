@@ -259,6 +259,7 @@ LOGGING = {
     "loggers": {
         "telephony": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
         "dashboard": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+        "devserver": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
         "django.request": {
             "level": "ERROR",
             "handlers": ["console"],
