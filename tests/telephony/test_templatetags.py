@@ -290,7 +290,10 @@ def test_assets__exist_and_the_script_parses() -> None:
     assert isinstance(js, str) and finders.find("telephony/call-button.css")
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: the syntax check of call-button.js needs it")
+        pytest.fail(
+            "node is missing: run `make tools` as root, or sudo apt-get install -y nodejs npm",
+            pytrace=False,
+        )
     done = subprocess.run([node, "--check", js], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
 
