@@ -25,3 +25,5 @@ class SandboxConfig:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     signing_key_file: Path | None = None
     log_file: Path | None = None
+    connection_id: str | None = None  # None: a fresh one
+    call_connection_id: str | None = None
