@@ -47,6 +47,9 @@ def _redacted(url: str) -> str:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Like daphne: a port whose last connections linger in TIME_WAIT (a `serve`
+        # stopped a moment ago) is free; one with a listener is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
