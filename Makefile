@@ -5,7 +5,23 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest bench chaos chaos-short clean
+.PHONY: run test tools chromium nodejs lint typecheck jstest pytest bench chaos chaos-short clean
+
+# $(call need,COMMAND,DEBIAN PACKAGES): as root, apt-get install the packages when COMMAND
+# is missing; otherwise stop with one line saying how. The tests never skip for a missing tool.
+define need
+	@if ! command -v $(1) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "== $(1) is missing: apt-get install -y $(2)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q $(2) \
+	      || { echo "make: apt-get install -y $(2) failed (see above)" >&2; exit 1; }; \
+	  else \
+	    echo "make: the tests need $(1); install it with: sudo apt-get install -y $(2)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+endef
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +38,34 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py serve
 
-test: $(DEV_STAMP) lint typecheck pytest
+test: $(DEV_STAMP) tools lint typecheck jstest pytest
+
+# What the tests run besides Python: Debian's Chromium (browser tests), Node and npm (JS
+# checks, Prism), and Prism itself, pinned by package-lock.json, installed before pytest.
+tools: chromium nodejs node_modules/.package-lock.json
+
+chromium:
+	$(call need,/usr/bin/chromium,chromium)
+
+nodejs:
+	$(call need,node,nodejs npm)
+	$(call need,npm,nodejs npm)
+
+node_modules/.package-lock.json: package.json package-lock.json | nodejs
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy .
+
+# The front-end modules' DOM-free logic, with Node's built-in test runner (no npm).
+jstest: nodejs
+	node --test tests/js/
 
 pytest: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -44,4 +80,4 @@ chaos-short: $(DEV_STAMP)
 	$(BIN)/python -m bench.chaos --short
 
 clean:
-	rm -rf $(VENV) var/test_db.sqlite3*
+	rm -rf $(VENV) node_modules var/test_db.sqlite3*

@@ -1,12 +1,24 @@
-"""Number formats of the health page; ``static/dashboard/health.js`` mirrors them."""
+"""Number and time formats of the health page.
+
+``static/dashboard/health/format.mjs`` applies the same rules to live updates, so a value
+reads the same before and after one; ``tests/fixtures/health_format_cases.json`` holds
+the cases both are tested against.
+"""
 
 from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
 
 from django import template
 
 register = template.Library()
 
 DASH = "\u2013"  # en dash
+# The ISO 8601 shapes format.mjs reads too (fromisoformat alone would accept more).
+_ISO = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?"
+)
 
 
 def _num(value: object) -> float | None:
@@ -77,3 +89,24 @@ def mb(value: object) -> str:
 def dash(value: object) -> object:
     """The value, or a dash when it is None or empty."""
     return DASH if value is None or value == "" else value
+
+
+@register.filter
+def utc_clock(value: object) -> object:
+    """An ISO 8601 time (or a datetime) as "14:03:27 UTC": the same clock for every
+    operator, whatever their time zone, and the one in the logs. Naive times are taken
+    as UTC; anything else is returned as it is, and nothing at all as a dash."""
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, str):
+        if not _ISO.fullmatch(value):
+            return value
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%H:%M:%S UTC")

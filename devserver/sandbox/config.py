@@ -28,3 +28,5 @@ class SandboxConfig:
     log_file: Path | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
     rtc_ping_interval: float = 30.0
+    connection_id: str | None = None  # None: a fresh one
+    call_connection_id: str | None = None

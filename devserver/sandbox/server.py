@@ -101,7 +101,11 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.seed = Seed.generate(config.from_number)
+        self.seed = Seed.generate(
+            config.from_number,
+            connection_id=config.connection_id,
+            call_connection_id=config.call_connection_id,
+        )
         self.store = Store(self.seed)
         self.faults = FaultTable(seed=config.fault_seed)
         self.log = RequestLog(config.log_file)

@@ -4,9 +4,11 @@ The sandbox must reject what the real API rejects, so request bodies are checked
 Telnyx's own schemas rather than hand-written rules. ``spec_schemas.json`` beside this
 module holds the schemas of the request bodies (and of ``CredentialConnection``, whose
 defaults fill our responses), reduced to the keywords that matter for validation. It is
-derived from ``shared/telnyx/telnyx-openapi-subset.yml`` and regenerated with::
+derived from ``tests/contract/telnyx/telnyx-openapi-subset.yml`` and regenerated with::
 
-    python -m devserver.sandbox.spec path/to/telnyx-openapi-subset.yml  # needs PyYAML
+    python -m devserver.sandbox.spec tests/contract/telnyx/telnyx-openapi-subset.yml
+
+(``tests/contract/test_spec_files.py`` fails while it is stale.)
 
 The validator covers the JSON Schema keywords that file uses: ``type`` (also lists),
 ``enum``, ``required``, ``properties``, ``additionalProperties``, ``items``, ``oneOf``

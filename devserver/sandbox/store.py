@@ -180,11 +180,21 @@ class Seed:
     password: str
 
     @classmethod
-    def generate(cls, from_number: str = "+15550001111") -> Seed:
-        """Fresh ids for one sandbox process (stable across resets)."""
+    def generate(
+        cls,
+        from_number: str = "+15550001111",
+        *,
+        connection_id: str | None = None,
+        call_connection_id: str | None = None,
+    ) -> Seed:
+        """Fresh ids for one sandbox process (stable across resets).
+
+        Given ids are kept: a sandbox restarted by ``serve`` must keep the connection ids
+        the workers were started with.
+        """
         return cls(
-            connection_id=numeric_id(),
-            call_connection_id=numeric_id(),
+            connection_id=connection_id or numeric_id(),
+            call_connection_id=call_connection_id or numeric_id(),
             from_number=from_number,
             user_name=f"sandbox{secrets.token_hex(4)}",
             password=secrets.token_urlsafe(18),

@@ -121,7 +121,7 @@ def _assets_once(context: template.Context) -> str:
     if included:
         return ""
     tags = format_html(
-        '<link rel="stylesheet" href="{}"><script src="{}" defer></script>',
+        '<link rel="stylesheet" href="{}"><script type="module" src="{}"></script>',
         static("telephony/call-button.css"),
         static("telephony/call-button.js"),
     )

@@ -1,8 +1,8 @@
 """Fixtures for browser tests: Debian's Chromium driven by Playwright, against `serve`.
 
 Chromium is the Debian package at /usr/bin/chromium: Playwright never downloads a
-browser here. When it is missing, the session installs it with apt-get if ``CI`` is set,
-and skips the browser tests with the reason otherwise.
+browser here. ``make test`` installs it before pytest starts (``make tools``); when it is
+still missing, the browser tests fail with one line saying how to install it, never skip.
 
 ``product`` runs the whole product as a newcomer would: ``python manage.py serve`` in a
 temporary var/ directory (own SQLite, embedded Redis, sandbox, workers, daphne). It is
@@ -52,20 +52,13 @@ HEARTBEAT_TIMEOUT = "1"
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    """/usr/bin/chromium, installed from Debian's packages in CI when missing."""
+    """/usr/bin/chromium; without it the browser tests fail, saying how to install it."""
     if not CHROMIUM.exists():
-        if not os.environ.get("CI"):
-            pytest.skip(
-                "Chromium is not installed (/usr/bin/chromium). Install Debian's package "
-                "(apt-get install -y chromium) or set CI=1 to let the tests install it."
-            )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, timeout=600)
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, timeout=900
+        pytest.fail(
+            f"Chromium is missing ({CHROMIUM}): run `make tools` as root, "
+            "or sudo apt-get install -y chromium",
+            pytrace=False,
         )
-        if done.returncode != 0 or not CHROMIUM.exists():
-            pytest.fail(f"apt-get install chromium failed (exit {done.returncode})")
     return str(CHROMIUM)
 
 

@@ -1,6 +1,6 @@
 """Fixtures for the contract tests: Telnyx's spec, Prism serving it, our sandbox.
 
-``spec`` loads ``shared/telnyx/telnyx-openapi-subset.yml`` (beside the repository) and
+``spec`` loads ``telnyx/telnyx-openapi-subset.yml`` (beside this file, see its SOURCE.md) and
 checks HTTP answers and webhook deliveries against it with ``openapi-schema-validator``
 (OAS 3.1 dialect, formats checked). Every mismatch becomes a :class:`Problem` naming
 the operation, the JSON pointer into the body and the validator's message, because that
@@ -31,10 +31,9 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from devserver.sandbox.control import SandboxProcess
-from tests.conftest import ROOT
-from tests.contract.prism import PrismServer, PrismUnavailable, ensure_installed
+from tests.contract.prism import PrismServer, PrismUnavailable, installed
 
-SPEC_PATH = ROOT.parent / "shared" / "telnyx" / "telnyx-openapi-subset.yml"
+SPEC_PATH = Path(__file__).with_name("telnyx") / "telnyx-openapi-subset.yml"
 SPEC_URI = "urn:telnyx-openapi-subset"
 ERROR_RESPONSE = "#/components/schemas/ErrorResponse"
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -271,33 +270,26 @@ def _parse(mime: str, body: bytes, where: str) -> tuple[Any, Problem | None]:
 
 @pytest.fixture(scope="session")
 def spec() -> Spec:
-    """Telnyx's OpenAPI subset, from ``shared/`` beside the repository."""
-    if not SPEC_PATH.is_file():
-        pytest.skip(
-            f"Telnyx's spec is not at {SPEC_PATH}: the contract tests need the shared/ "
-            "folder beside the repository (as CI has it)"
-        )
+    """Telnyx's OpenAPI subset, kept in the repository beside this file."""
     return Spec(SPEC_PATH)
 
 
 @pytest.fixture(scope="session")
 def prism(spec: Spec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrismServer]:
-    """Prism mocking the spec; installed into the cache on first use, stopped by pid.
+    """Prism mocking the spec, from node_modules/ (``make test`` installs it); stopped by pid.
 
-    Without npm or without a registry it skips, except under CI (``CI`` set), where
-    a contract test that cannot run must fail rather than pass unnoticed.
+    Missing, it fails the tests that need it with one line saying how to install it:
+    a contract test that cannot run must never pass unnoticed as a skip.
     """
     try:
-        binary = ensure_installed()
+        binary = installed()
     except PrismUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"Prism is required under CI: {e}")
-        pytest.skip(f"Prism not available: {e}")
+        pytest.fail(str(e), pytrace=False)
     log_path = tmp_path_factory.mktemp("prism") / "prism.log"
     try:
         server = PrismServer.start(binary, SPEC_PATH, log_path=log_path)
     except PrismUnavailable as e:
-        pytest.fail(str(e))
+        pytest.fail(str(e), pytrace=False)
     try:
         yield server
     finally:

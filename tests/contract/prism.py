@@ -1,113 +1,54 @@
-"""Install Stoplight Prism once per machine and run it as a mock of Telnyx's spec.
+"""Run Stoplight Prism as a mock of Telnyx's spec.
 
 Prism (``@stoplight/prism-cli``) serves an OpenAPI file as a mock that validates every
 request against it and reports violations in the ``sl-violations`` response header.
-It is installed with ``npm`` into a cache outside the repository,
-``$XDG_CACHE_HOME/django-telephony/prism/<version>`` (``~/.cache/...`` by default), and
-reused from there. An install goes to a scratch directory first and is renamed into
-place only when complete, so an interrupted one never leaves a broken cache behind.
-Every process started here runs in its own process group and is killed by pid.
+It is pinned in the repository's ``package.json`` and ``package-lock.json`` and installed
+into ``node_modules/`` by ``make test`` (``npm ci``) before pytest starts, so no test ever
+downloads it. Every process started here runs in its own process group and is killed by pid.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
 
 import httpx
 
 from telephony.procutil import die_with_parent
+from tests.conftest import ROOT
 
-PRISM_VERSION = "5.14.2"
 PRISM_PACKAGE = "@stoplight/prism-cli"
-INSTALL_TIMEOUT = 600.0
+PRISM_VERSION = json.loads((ROOT / "package.json").read_text())["devDependencies"][PRISM_PACKAGE]
 START_TIMEOUT = 60.0
+HOW_TO_INSTALL = "run `make tools` (or `npm ci` in the repository)"
 
 
 class PrismUnavailable(RuntimeError):
-    """Prism cannot be installed or started here (no npm, no registry, ...)."""
+    """Prism is not installed in node_modules/ or cannot be started."""
 
 
-def cache_dir(version: str = PRISM_VERSION) -> Path:
-    """Where this Prism version lives on this machine."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "django-telephony" / "prism" / version
+def installed(root: Path = ROOT) -> Path:
+    """The ``prism`` executable that ``npm ci`` put in ``root/node_modules``.
 
-
-def _installed(root: Path, version: str) -> Path | None:
+    Raises :class:`PrismUnavailable`, with one line saying how to install it, when it is
+    missing or not the version ``package.json`` pins.
+    """
     binary = root / "node_modules" / ".bin" / "prism"
     manifest = root / "node_modules" / "@stoplight" / "prism-cli" / "package.json"
     try:
         found = json.loads(manifest.read_text()).get("version")
     except (OSError, ValueError):
-        return None
-    return binary if found == version and binary.exists() else None
-
-
-def _run_group(argv: list[str], *, timeout: float, log: IO[bytes]) -> int:
-    """Run ``argv`` in its own process group; kill the whole group on timeout."""
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=die_with_parent(),
-    )
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise PrismUnavailable(f"'{' '.join(argv[:3])} ...' took longer than {timeout} s") from None
-    finally:
-        _kill_group(proc)
-
-
-def ensure_installed(version: str = PRISM_VERSION) -> Path:
-    """The ``prism`` executable, installing it into the cache first if needed.
-
-    Raises :class:`PrismUnavailable` when node/npm are missing or the install fails.
-    """
-    root = cache_dir(version)
-    binary = _installed(root, version)
-    if binary is not None:
-        return binary
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        missing = " and ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
-        raise PrismUnavailable(f"Prism needs node and npm on PATH; missing: {missing}")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = root.parent / f"{version}.partial-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    log_path = root.parent / f"{version}.install.log"
-    argv = [npm, "install", "--prefix", str(scratch), "--no-audit", "--no-fund"]
-    argv += ["--no-save", "--loglevel", "error", f"{PRISM_PACKAGE}@{version}"]
-    try:
-        with log_path.open("wb") as log:
-            code = _run_group(argv, timeout=INSTALL_TIMEOUT, log=log)
-        if code != 0 or _installed(scratch, version) is None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise PrismUnavailable(
-                f"npm install {PRISM_PACKAGE}@{version} failed ({code}):\n{tail}"
-            )
-        try:
-            scratch.rename(root)
-        except OSError:  # another run finished first; use its copy
-            if _installed(root, version) is None:
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    binary = _installed(root, version)
-    if binary is None:
-        raise PrismUnavailable(f"Prism {version} not found in {root} after install")
+        found = None
+    if found != PRISM_VERSION or not binary.exists():
+        have = f"found {found}" if found and found != PRISM_VERSION else "not installed"
+        raise PrismUnavailable(
+            f"Prism {PRISM_VERSION} is needed in {root / 'node_modules'} ({have}): {HOW_TO_INSTALL}"
+        )
     return binary
 
 

@@ -33,10 +33,10 @@ from telephony.worker.adapter import (
 )
 from telephony.worker.breaker import CircuitBreaker
 from tests.contract.conftest import Spec
-from tests.contract.prism import INSTALL_TIMEOUT, PrismServer
+from tests.contract.prism import START_TIMEOUT, PrismServer
 
 # The first test may have to install Prism (npm) before it starts.
-pytestmark = [pytest.mark.contract, pytest.mark.timeout(INSTALL_TIMEOUT + 120)]
+pytestmark = [pytest.mark.contract, pytest.mark.timeout(START_TIMEOUT + 120)]
 
 T = TypeVar("T")
 API_KEY = "KEY0123456789ABCDEF_contract"

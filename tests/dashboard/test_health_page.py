@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -178,3 +178,22 @@ def test_health_page__still_answers_when_redis_is_down(admin_client, settings, t
     assert data["service"]["summary"].startswith("Redis is unreachable")
     assert data["workers"] == [] and data["latency"]["counters_ok"] is False
     assert admin_client.get(PAGE).status_code == HTTPStatus.OK
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("time_zone", ["UTC", "America/New_York"])
+def test_health_page__event_times_read_as_utc_like_the_live_updates(
+    admin_client, settings: Any, time_zone: str
+) -> None:
+    # static/dashboard/health/format.mjs writes "05:06:07 UTC" for the same "at" after a
+    # live update (tests/js/health-format.test.mjs); TIME_ZONE changes neither.
+    settings.TIME_ZONE = time_zone
+    event = ServiceEvent.objects.create(kind="worker_started", message="worker started")
+    at = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    ServiceEvent.objects.filter(pk=event.pk).update(created_at=at)
+
+    [shown] = admin_client.get(DATA).json()["events"]
+    html = admin_client.get(PAGE).content.decode()
+
+    assert shown["at"] == "2025-03-04T05:06:07.123456+00:00"
+    assert f'<time datetime="{shown["at"]}">05:06:07 UTC</time>' in html

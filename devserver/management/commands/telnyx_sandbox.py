@@ -71,6 +71,12 @@ class Command(BaseCommand):
             "--from-number", default="+15550001111", help="E.164 number to dial from"
         )
         parser.add_argument(
+            "--connection-id", default=None, help="id of the seeded credential connection"
+        )
+        parser.add_argument(
+            "--call-connection-id", default=None, help="id of the seeded Call Control app"
+        )
+        parser.add_argument(
             "--latency-ms", type=int, default=0, help="latency added to every operation"
         )
         parser.add_argument(
@@ -203,6 +209,8 @@ class Command(BaseCommand):
             log_file=opts["log_file"],
             audio=audio,
             rtc_ping_interval=opts["rtc_ping_interval"],
+            connection_id=opts["connection_id"],
+            call_connection_id=opts["call_connection_id"],
         )
         try:
             asyncio.run(self._main(serve, config))
