@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import IO
 import httpx
 
 from telephony.procutil import die_with_parent
+from tests.helpers import free_port, kill_group
 
 PRISM_VERSION = "5.14.2"
 PRISM_PACKAGE = "@stoplight/prism-cli"
@@ -64,10 +63,10 @@ def _run_group(argv: list[str], *, timeout: float, log: IO[bytes]) -> int:
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
         raise PrismUnavailable(f"'{' '.join(argv[:3])} ...' took longer than {timeout} s") from None
     finally:
-        _kill_group(proc)
+        kill_group(proc)
 
 
 def ensure_installed(version: str = PRISM_VERSION) -> Path:
@@ -109,33 +108,6 @@ def ensure_installed(version: str = PRISM_VERSION) -> Path:
     if binary is None:
         raise PrismUnavailable(f"Prism {version} not found in {root} after install")
     return binary
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-    try:  # anything left of the group goes too
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 class PrismServer:
@@ -194,4 +166,4 @@ class PrismServer:
 
     def stop(self) -> None:
         """Stop Prism by pid (its whole process group)."""
-        _kill_group(self.proc)
+        kill_group(self.proc)

@@ -18,14 +18,9 @@ import pytest
 
 from telephony.procutil import pid_alive, wait_for
 from tests.conftest import ROOT
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _descendants(pid: int) -> set[int]:
@@ -80,7 +75,7 @@ def serve_env() -> Iterator[dict[str, str]]:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_serve__runs_the_product_and_stops_everything(procs, serve_env, stop_signal) -> None:
-    port = _free_port()
+    port = free_port()
     proc = procs.manage("serve", "--port", str(port), "--workers", "1", env=serve_env)
     base = f"http://127.0.0.1:{port}"
     assert wait_for(lambda: proc.poll() is not None or _get(f"{base}/") == 200, timeout=60), (
@@ -128,7 +123,7 @@ def test_serve__port_taken_exits_with_one_line(serve_env) -> None:
 
 def test_serve__unreachable_redis_exits_with_one_line(serve_env) -> None:
     result = _serve_once(
-        {**serve_env, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "--port", str(_free_port())
+        {**serve_env, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "--port", str(free_port())
     )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]

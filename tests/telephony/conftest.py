@@ -13,7 +13,7 @@ from devserver.sandbox.control import SandboxProcess
 from telephony.connections import Keys, get_redis
 from telephony.procutil import wait_for
 from telephony.state import now_ms
-from tests.conftest import ProcessTracker
+from tests.helpers import ProcessTracker
 
 FAST = {
     "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",

@@ -33,7 +33,7 @@ from telephony.state import (
 )
 from telephony.supervisor.events import EventSink
 from telephony.web.client import get_telephony_service
-from tests.conftest import ProcessTracker
+from tests.helpers import ProcessTracker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
