@@ -12,23 +12,22 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
 from telephony.connections import Keys, get_async_redis
 from telephony.models import Credential
 from telephony.protocol import CHANNEL, new_request
 from telephony.web.client import get_telephony_service
-from telephony.worker import main as worker_main
 from telephony.worker.breaker import CircuitBreaker
-from telephony.worker.main import TelephonyWorker
 from telephony.worker.provider import CredentialInfo, RequestContext
 from tests.helpers import await_until
+from tests.telephony.conftest import Workers
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -101,53 +100,11 @@ class Gate:
         return await self.handler(ctx, payload)
 
 
-@pytest.fixture(autouse=True)
-def fast_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A stop ends intake within one idle pop: 0.1 s here instead of 1 (Redis takes decimals).
-    monkeypatch.setattr(worker_main, "INTAKE_IDLE", 0.1)
-    settings.TELEPHONY_HEARTBEAT_INTERVAL = 0.05
-    settings.TELEPHONY_HEARTBEAT_TIMEOUT = 2.0
-    settings.TELEPHONY_RECONCILE_INTERVAL = 3600
-    settings.TELEPHONY_SHUTDOWN_GRACE = 5
-    settings.TELEPHONY_STATE_CACHE_TTL = 0
-
-
-class Workers:
-    """In-process workers of one test, each with a layer of its own; all stopped at the end."""
-
-    def __init__(self) -> None:
-        self.tasks: dict[TelephonyWorker, asyncio.Task[None]] = {}
-
-    async def start(
-        self, *, concurrency: int = 4, clock: Callable[[], float] = time.time, **kw: Any
-    ) -> TelephonyWorker:
-        worker = TelephonyWorker(
-            adapter=kw.pop("adapter", None) or FakeAdapter(),
-            layer=channel_layers.make_backend(DEFAULT_CHANNEL_LAYER),
-            concurrency=concurrency,
-            clock=clock,
-            worker_id=f"test-host:{900_000 + len(self.tasks)}",
-            **kw,
-        )
-        self.tasks[worker] = asyncio.create_task(worker.run(handle_signals=False))
-        await await_until(
-            lambda: get_async_redis().exists(Keys.worker(worker.worker_id)), timeout=5
-        )
-        return worker
-
-    async def stop_all(self) -> None:
-        for worker in self.tasks:
-            worker.stop()
-        await asyncio.wait_for(asyncio.gather(*self.tasks.values()), timeout=15)
-
-
 @pytest.fixture
-async def workers() -> AsyncIterator[Workers]:
-    running = Workers()
-    try:
-        yield running
-    finally:
-        await running.stop_all()
+def workers(in_process_workers: Workers) -> Workers:
+    """In-process workers with a fake adapter unless a test passes its own."""
+    in_process_workers.adapter_factory = FakeAdapter
+    return in_process_workers
 
 
 async def send_pings(n: int, *, timeout: float = 10.0) -> tuple[str, list[dict[str, Any]]]:
