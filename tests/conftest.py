@@ -27,6 +27,20 @@ from telephony.layers import channel_layers_config
 from telephony.procutil import pid_alive, wait_for
 from tests.helpers import ROOT, ProcessTracker
 
+# Tests that share one expensive session resource run on one xdist worker (``--dist
+# loadgroup``), so it starts once: Prism for the contract tests, ``serve`` + Chromium for
+# the browser tests (and two browsers at once would starve the 2-core machine).
+XDIST_GROUPS = ("contract", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the tests marked with one of ``XDIST_GROUPS`` into that xdist group."""
+    for item in items:
+        for group in XDIST_GROUPS:
+            if item.get_closest_marker(group) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from telephony import control
 from telephony.connections import Keys, get_redis
 from telephony.protocol import FAILED, RUNNING
 from telephony.state import now_ms
@@ -315,3 +316,53 @@ def test_supervisor__a_worker_that_drains_on_sigterm_is_not_killed(harness) -> N
     h.tick(1.0)
     h.tick(2.0)
     assert signal.SIGKILL not in worker.signals
+
+
+def serving_pids(h: Harness) -> set[int]:
+    """Children that serve: active, beating, not asked to stop."""
+    return {c.pid for c in h.sup.children if c.role == "active" and c.ready and c.term_at is None}
+
+
+def test_control__scale_up_then_down_through_redis(harness) -> None:
+    h = harness(workers=1)
+    [first] = h.serving()
+    assert control.request_scale(2) == [h.sup.sid]  # reaches it through its Redis record
+    h.tick(0.1)
+    [second] = [p for p in h.spawner.alive() if p is not first]
+    second.beat()
+    h.tick(0.1)
+    assert serving_pids(h) == {first.pid, second.pid} and h.sup.record()["desired"] == 2
+    assert (h.events.of("scaled")[0]["previous"], h.events.of("scaled")[0]["desired"]) == (1, 2)
+    assert control.request_scale(1) == [h.sup.sid]
+    h.tick(0.1)
+    assert second.signals[:1] == [signal.SIGTERM] and first.signals == []  # the youngest goes
+    second.exit(0)
+    h.tick(0.1)
+    assert serving_pids(h) == {first.pid} and h.events.of("worker_restarted") == []
+
+
+@pytest.mark.parametrize("spares", [0, 1])
+def test_control__rolling_restart_replaces_each_worker_before_stopping_it(harness, spares) -> None:
+    h = harness(workers=2, spares=spares)
+    old = h.serving(2)
+    h.tick()
+    for spare in h.spawner.alive()[2:]:
+        spare.beat()
+        old.append(spare)
+    h.tick(0.05)
+    assert control.request_restart(user_id=None) == [h.sup.sid]
+    for _ in range(20):  # every pass: start, beat and stop what the supervisor asks for
+        h.tick(0.1)
+        assert len(serving_pids(h)) >= 2  # capacity never drops
+        for proc in h.spawner.alive():
+            if proc not in old:
+                proc.beat()
+            elif signal.SIGTERM in proc.signals:
+                proc.exit(0)
+    assert not {p.pid for p in old} & serving_pids(h) and all(p.returncode == 0 for p in old)
+    recycled = h.events.of("worker_recycled")
+    assert [e["reason"] for e in recycled] == ["rolling_restart"] * 2
+    assert [e["phase"] for e in h.events.of("rolling_restart")] == ["started", "finished"]
+    assert h.sup.restarts == 0
+    new_spares = [c for c in h.sup.children if c.role == "spare"]
+    assert len(new_spares) == spares and not {c.pid for c in new_spares} & {p.pid for p in old}
