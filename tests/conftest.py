@@ -29,17 +29,22 @@ from tests.helpers import ROOT, ProcessTracker
 
 # Tests that share one expensive session resource run on one xdist worker (``--dist
 # loadgroup``), so it starts once: Prism for the contract tests, ``serve`` + Chromium for
-# the browser tests (and two browsers at once would starve the 2-core machine).
+# the browser tests. Tests that start real supervisors (each starts workers that import
+# the Telnyx SDK) run one at a time too: several at once starve the 2-core machine until
+# workers miss their start timeout.
 XDIST_GROUPS = ("contract", "browser")
+SUPERVISOR_FIXTURES = {"sup_env", "supervisor"}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the tests marked with one of ``XDIST_GROUPS`` into that xdist group."""
+    """Put tests into their xdist group: by marker, or ``supervisors`` by fixture."""
     for item in items:
         for group in XDIST_GROUPS:
             if item.get_closest_marker(group) is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
+        if SUPERVISOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("supervisors"))
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ FAST = {
     "TELEPHONY_SHUTDOWN_GRACE": "2",
     "TELEPHONY_STATE_CACHE_TTL": "0",
     "TELEPHONY_RECONCILE_INTERVAL": "3600",
+    "TELEPHONY_WORKER_START_TIMEOUT": "90",  # a loaded machine is not a hung worker
     "TELNYX_API_KEY": "x",  # no request reaches Telnyx in these tests
     "TELNYX_BASE_URL": "http://127.0.0.1:9/v2",
 }
