@@ -26,7 +26,8 @@ import psutil
 import pytest
 
 from telephony.procutil import pid_alive, wait_for
-from tests.conftest import ROOT, ProcessTracker
+from tests.conftest import ROOT
+from tests.helpers import ProcessTracker, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -38,12 +39,6 @@ KINDS = {
     "web": "daphne",
 }
 FAST_STATUS = 2.0  # seconds: a status answer slower than this is not a "fast 503"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -129,7 +124,7 @@ def start_serve(procs: ProcessTracker, serve_env: dict[str, str]) -> Iterator[ob
     runs: list[Serve] = []
 
     def start() -> Serve:
-        port = _free_port()
+        port = free_port()
         proc = procs.manage("serve", "--port", str(port), "--workers", "1", env=serve_env)
         run = Serve(proc, f"http://127.0.0.1:{port}", procs)
         runs.append(run)
@@ -305,7 +300,7 @@ def test_serve__port_taken_exits_with_one_line(serve_env) -> None:
 
 def test_serve__unreachable_redis_exits_with_one_line(serve_env) -> None:
     result = _serve_once(
-        {**serve_env, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "--port", str(_free_port())
+        {**serve_env, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "--port", str(free_port())
     )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
