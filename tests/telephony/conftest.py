@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,8 +9,10 @@ from typing import Any
 import pytest
 
 from devserver.sandbox.control import SandboxProcess
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
+from telephony.keys import Keys
 from telephony.procutil import wait_for
+from telephony.protocol import Heartbeat
 from telephony.state import now_ms
 from tests.conftest import ProcessTracker
 
@@ -67,18 +68,18 @@ def fake_ready_worker() -> None:
     r = get_redis()
     r.set(
         Keys.worker("ghost:1"),
-        json.dumps({"id": "ghost:1", "pid": 1, "breaker": "closed"}),
+        Heartbeat(id="ghost:1", pid=1).encode(),
         px=60_000,
     )
     r.zadd(Keys.workers(), {"ghost:1": now_ms() + 60_000})
 
 
-def worker_beat(pid: int) -> dict[str, Any] | None:
+def worker_beat(pid: int) -> Heartbeat | None:
     """The live heartbeat of the worker with this pid, if any."""
     for key in get_redis().scan_iter(match=Keys.worker("*")):
         raw = get_redis().get(key)
-        if raw and json.loads(raw).get("pid") == pid:
-            return json.loads(raw)
+        if raw and (beat := Heartbeat.decode(raw)).pid == pid:
+            return beat
     return None
 
 

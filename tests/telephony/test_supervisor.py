@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -17,17 +16,18 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from devserver.embedded_redis import EmbeddedRedis
-from telephony.connections import Keys, get_redis, reset_clients
+from telephony.connections import get_redis, reset_clients
+from telephony.keys import Keys
 from telephony.layers import channel_layers_config
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
+from telephony.protocol import Heartbeat, SupervisorRecord
 from telephony.state import (
     DEGRADED,
     FAILED,
     READY,
     STOPPED,
     ServiceState,
-    is_serving,
     now_ms,
     read_state,
 )
@@ -70,30 +70,28 @@ def sid(sup: subprocess.Popen[bytes]) -> str:
     return f"{HOST}:{sup.pid}"
 
 
-def record(sup: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+def record(sup: subprocess.Popen[bytes]) -> SupervisorRecord | None:
     raw = get_redis().get(Keys.supervisor(sid(sup)))
-    return json.loads(raw) if raw else None
+    return SupervisorRecord.decode(raw) if raw else None
 
 
 def worker_pids(sup: subprocess.Popen[bytes], state: ServiceState | None = None) -> list[int]:
     """Pids of this supervisor's live (heartbeating, serving) workers."""
     state = state or read_state()
-    return sorted(
-        int(w["pid"]) for w in state.workers if w.get("supervisor_id") == sid(sup) and is_serving(w)
-    )
+    return sorted(w.pid for w in state.workers if w.supervisor_id == sid(sup) and w.serving)
 
 
 def spare_pids(sup: subprocess.Popen[bytes]) -> list[int]:
     """Pids of this supervisor's idle spares (loaded, beating, taking no requests)."""
     return sorted(
-        int(w["pid"])
+        w.pid
         for w in read_state().workers
-        if w.get("supervisor_id") == sid(sup) and w.get("spare") and not w.get("draining")
+        if w.supervisor_id == sid(sup) and w.spare and not w.draining
     )
 
 
-def beat_of(pid: int) -> dict[str, Any]:
-    return next(w for w in read_state().workers if int(w["pid"]) == pid)
+def beat_of(pid: int) -> Heartbeat:
+    return next(w for w in read_state().workers if w.pid == pid)
 
 
 def wait_ready(
@@ -103,10 +101,11 @@ def wait_ready(
 
     def ready() -> bool:
         state = read_state()
-        rec = next((s for s in state.supervisors if s["id"] == sid(sup)), {})
+        rec = next((s for s in state.supervisors if s.id == sid(sup)), None)
         return (
             state.status == READY
-            and rec.get("state") == "running"  # it has seen its workers beat, too
+            and rec is not None
+            and rec.state == "running"  # it has seen its workers beat, too
             and len(worker_pids(sup, state)) == workers
         )
 
@@ -156,7 +155,7 @@ def test_supervisor__replaces_a_worker_killed_with_sigkill(procs, sup_env) -> No
     assert exited.data["signal"] == "SIGKILL" and exited.data["expected"] is False
     restarted = wait_events("worker_restarted")[0]
     assert restarted.data["replaces"] == f"{HOST}:{victim}"
-    assert record(sup)["restarts"] == 1
+    assert getattr(record(sup), "restarts", None) == 1
 
 
 @pytest.mark.slow
@@ -189,7 +188,7 @@ async def test_supervisor__a_spare_takes_over_a_killed_worker_at_once(procs, sup
     for _ in range(10):
         await service.aping(timeout=10)
     await asyncio.sleep(0.5)  # a beat later, the counts are in the heartbeats
-    assert (await sync_to_async(beat_of)(spare))["handled"] == 0  # idle: took nothing
+    assert (await sync_to_async(beat_of)(spare)).handled == 0  # idle: took nothing
 
     os.kill(victim, signal.SIGKILL)
     took_over = await sync_to_async(wait_for)(lambda: worker_pids(sup) == [spare], timeout=10)
@@ -240,7 +239,8 @@ def test_supervisor__crash_loop_backs_off_then_fails_and_reset_resumes(procs, su
     assert ok, f"{read_state()}\n{procs.output(sup)[-3000:]}"
     assert sup.poll() is None  # failed, but still running so that it can be reset
     rec = record(sup)
-    assert rec["state"] == "failed" and rec["restarts"] == 3 and rec["restarts_in_window"] == 4
+    assert rec is not None
+    assert (rec.state, rec.restarts, rec.restarts_in_window) == ("failed", 3, 4)
     wait_events("restart_intensity_exceeded")
     exits = [e.data for e in wait_events("worker_exited", 4)]
     restarts = [e.data for e in wait_events("worker_restarted", 3)]
@@ -258,8 +258,9 @@ def test_supervisor__crash_loop_backs_off_then_fails_and_reset_resumes(procs, su
     # Restarts resume: a new worker is started after the reset, the window starts over.
     started = wait_events("worker_started", 2)[-1]
     assert started.data["at"] >= reset.data["at"]
-    assert wait_for(lambda: (record(sup) or {}).get("state") != "failed", timeout=5)
-    assert record(sup)["restarts_in_window"] <= 1 or record(sup)["state"] == "failed"
+    assert wait_for(lambda: getattr(record(sup), "state", None) != "failed", timeout=5)
+    rec = record(sup)
+    assert rec is not None and (rec.restarts_in_window <= 1 or rec.state == "failed")
 
 
 @pytest.fixture
@@ -300,7 +301,7 @@ def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None
     # The survivor was not judged hung for the beats it could not write meanwhile.
     assert wait_ready(procs, sup, 2) == pids and survivor in pids and victim not in pids
     rec = record(sup)
-    assert rec["state"] == "running" and rec["restarts_in_window"] == 1
+    assert rec is not None and (rec.state, rec.restarts_in_window) == ("running", 1)
     wait_events("redis_unreachable")
     wait_events("redis_restored")
     assert not events("worker_hung")
@@ -405,7 +406,7 @@ def test_supervisor__one_of_two_killed_stays_degraded_until_it_returns(procs, su
     time.sleep(2.5)  # well past the heartbeat timeout: its record has expired
     state = read_state()
     assert (state.status, state.alive, state.desired) == (DEGRADED, 1, 2)
-    assert [s["state"] for s in state.supervisors].count("lost") == 1
+    assert [s.state for s in state.supervisors].count("lost") == 1
     # Its replacement on that host supersedes it: back to ready, 2 of 2.
     c = start_supervisor(procs, sup_env, workers=1)
     wait_ready(procs, c, 1)
@@ -431,7 +432,7 @@ def test_event_sink__writes_events_and_records_a_state_change_once() -> None:
     assert (started.supervisor_id, started.worker_id, started.data) == ("h:1", "h:5", {"at": 7})
     assert [e.state for e in events("state_changed")] == ["unavailable"]
     r = get_redis()
-    r.set(Keys.worker("h:9"), json.dumps({"id": "h:9", "breaker": "closed"}), px=60_000)
+    r.set(Keys.worker("h:9"), Heartbeat(id="h:9").encode(), px=60_000)
     r.zadd(Keys.workers(), {"h:9": now_ms() + 60_000})
     for sid_ in ("h:1", "h:2"):
         s = sink(sid_)

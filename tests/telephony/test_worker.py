@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from telephony import exceptions as exc
 from telephony.models import Call, CallStatus, Credential
 from telephony.procutil import wait_for
-from telephony.protocol import CHANNEL, new_request
+from telephony.protocol import CHANNEL, Reply, Request
 from telephony.web.client import get_telephony_service
 from tests.telephony.conftest import worker_beat
 
@@ -67,18 +67,18 @@ async def test_worker__request_past_its_deadline_is_never_executed(
     start_worker, telnyx, user, settings
 ) -> None:
     layer = get_channel_layer()
-    late = new_request(
+    late = Request.new(
         "credential.create", reply_to="nobody!", timeout=0.2, payload={"user_id": user.pk}
     )
-    await layer.send(CHANNEL, late)
+    await layer.send(CHANNEL, late.encode())
     await asyncio.sleep(0.5)  # the deadline passes while no worker runs
     proc = start_worker()
     fresh = await service.agenerate_credential(user)  # proves the worker is serving
     assert fresh["token"]
-    assert late["request_id"] not in {e["request_id"] for e in telnyx.log()}
+    assert late.request_id not in {e["request_id"] for e in telnyx.log()}
     # The next heartbeat reports the drop.
     assert await asyncio.to_thread(
-        wait_for, lambda: (worker_beat(proc.pid) or {}).get("dropped_late") == 1, timeout=3
+        wait_for, lambda: getattr(worker_beat(proc.pid), "dropped_late", None) == 1, timeout=3
     )
 
 
@@ -152,7 +152,7 @@ async def test_worker__sigkill_mid_request_gives_timeout_and_a_settled_row(
     proc = start_worker(env={"TELEPHONY_RECONCILE_INTERVAL": "0.3"})
     task = asyncio.create_task(service.amake_call(user, "+12025550143"))
     assert await asyncio.to_thread(
-        wait_for, lambda: (worker_beat(proc.pid) or {}).get("in_flight") == 1, timeout=5
+        wait_for, lambda: getattr(worker_beat(proc.pid), "in_flight", None) == 1, timeout=5
     )
     os.kill(proc.pid, signal.SIGKILL)
     started = time.monotonic()
@@ -256,18 +256,18 @@ async def test_worker__breaker_opens_then_closes(start_worker, telnyx, user, set
         )
         == 2
     )
-    assert wait_for(lambda: worker_beat(proc.pid)["breaker"] == "open", timeout=3)
+    assert wait_for(lambda: getattr(worker_beat(proc.pid), "breaker", None) == "open", timeout=3)
     assert (await service.astatus()).status == "unavailable"
     with pytest.raises(exc.ServiceUnavailable):
         await service.agenerate_credential(user)
     telnyx.clear_faults()
     assert await asyncio.to_thread(
-        wait_for, lambda: worker_beat(proc.pid)["breaker"] == "half_open", timeout=5
+        wait_for, lambda: getattr(worker_beat(proc.pid), "breaker", None) == "half_open", timeout=5
     )
     assert (await service.astatus()).status == "degraded"
     assert (await service.agenerate_credential(user))["token"]  # the probe succeeds
     assert await asyncio.to_thread(
-        wait_for, lambda: worker_beat(proc.pid)["breaker"] == "closed", timeout=3
+        wait_for, lambda: getattr(worker_beat(proc.pid), "breaker", None) == "closed", timeout=3
     )
 
 
@@ -285,22 +285,23 @@ async def test_worker__hangup_of_another_users_call_is_not_found(
 
 async def test_worker__a_spare_takes_nothing_until_sigusr1(start_worker) -> None:
     proc = start_worker("--spare")
-    assert worker_beat(proc.pid)["spare"] is True
+    beat = worker_beat(proc.pid)
+    assert beat is not None and beat.spare is True
     with pytest.raises(exc.ServiceUnavailable):  # a spare does not make the service available
         await service.aping(timeout=2)
     # Nor does it take a request off the channel while it waits.
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    waiting = new_request("health.ping", reply_to=reply_to, timeout=30, payload={})
-    await layer.send(CHANNEL, waiting)
+    waiting = Request.new("health.ping", reply_to=reply_to, timeout=30, payload={})
+    await layer.send(CHANNEL, waiting.encode())
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(reply_to), 1.0)
 
     os.kill(proc.pid, signal.SIGUSR1)
-    reply = await asyncio.wait_for(layer.receive(reply_to), 10)
-    assert reply["ok"] and reply["request_id"] == waiting["request_id"]
+    reply = Reply.decode(await asyncio.wait_for(layer.receive(reply_to), 10))
+    assert reply.ok and reply.request_id == waiting.request_id
     assert await asyncio.to_thread(
-        wait_for, lambda: (worker_beat(proc.pid) or {}).get("spare") is False, timeout=5
+        wait_for, lambda: getattr(worker_beat(proc.pid), "spare", None) is False, timeout=5
     )
     assert (await service.aping(timeout=5))["worker_id"].endswith(f":{proc.pid}")
     proc.send_signal(signal.SIGTERM)
