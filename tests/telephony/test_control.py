@@ -164,7 +164,7 @@ async def test_control__rolling_restart_replaces_every_worker_without_failing_a_
     assert await sync_to_async(wait_for)(lambda: not any(pid_alive(p) for p in old), timeout=15)
     recycled = await sync_to_async(events)("worker_recycled")
     assert {e.data["reason"] for e in recycled} == {"rolling_restart"} and len(recycled) == 2
-    assert (await sync_to_async(record)(sup))["restarts"] == 0
+    assert getattr(await sync_to_async(record)(sup), "restarts", None) == 0
     if spares == "1":  # a new spare, with the new code, once the restart is over
         assert await sync_to_async(wait_for)(
             lambda: len(spare_pids(sup)) == 1 and not set(spare_pids(sup)) & old, timeout=START

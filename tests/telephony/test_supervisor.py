@@ -197,7 +197,7 @@ async def test_supervisor__a_spare_takes_over_a_killed_worker_at_once(procs, sup
     restarted = (await sync_to_async(wait_events)("worker_restarted"))[0].data
     assert restarted["spare"] is True and restarted["delay"] == 0
     assert restarted["replaces"] == f"{HOST}:{victim}" and restarted["pid"] == spare
-    assert (await sync_to_async(record)(sup))["restarts"] == 1
+    assert getattr(await sync_to_async(record)(sup), "restarts", None) == 1
     # A new spare is started behind it, after the failure's backoff.
     renewed = await sync_to_async(wait_for)(
         lambda: len(spare_pids(sup)) == 1 and spare_pids(sup) != [spare], timeout=START
@@ -366,7 +366,7 @@ async def test_supervisor__recycles_at_max_requests_without_failing_a_request(
     assert old and gone(old), procs.output(sup)[-3000:]
     assert ok > 40 and all(e.data["reason"] == "max_requests" for e in recycled)
     assert await sync_to_async(events)("worker_restarted") == []  # not counted as restarts
-    assert (await sync_to_async(record)(sup))["restarts"] == 0
+    assert getattr(await sync_to_async(record)(sup), "restarts", None) == 0
 
 
 @pytest.mark.slow
