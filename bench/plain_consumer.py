@@ -15,12 +15,14 @@ from channels.consumer import AsyncConsumer
 
 class PlainConsumer(AsyncConsumer):
     async def credential_create(self, message: dict[str, Any]) -> None:
-        from telephony.protocol import ok_reply
+        from telephony.protocol import Reply, Request
         from telephony.worker.adapter import RequestContext
 
-        ctx = RequestContext(request_id=message["request_id"], deadline=message["deadline"] / 1000)
-        result = await ops().credential_create(ctx, message["payload"])
-        await self.channel_layer.send(message["reply_to"], ok_reply(message["request_id"], result))
+        request = Request.decode(message)
+        ctx = RequestContext(request_id=request.request_id, deadline=request.deadline_s)
+        result = await ops().credential_create(ctx, request.payload)
+        reply = Reply.success(request.request_id, result)
+        await self.channel_layer.send(request.reply_to, reply.encode())
 
 
 _ops: Any = None

@@ -122,12 +122,10 @@ def sid(sup: subprocess.Popen[bytes]) -> str:
 
 async def own_workers(sup: subprocess.Popen[bytes]) -> tuple[Any, list[int]]:
     """The state now (no cache) and the pids of this supervisor's serving workers."""
-    from telephony.state import aread_state, is_serving
+    from telephony.state import aread_state
 
     state = await aread_state()
-    pids = [
-        int(w["pid"]) for w in state.workers if w.get("supervisor_id") == sid(sup) and is_serving(w)
-    ]
+    pids = [w.pid for w in state.workers if w.supervisor_id == sid(sup) and w.serving]
     return state, sorted(pids)
 
 
@@ -149,12 +147,13 @@ async def start_supervisor(env: Env, workers: int, extra: dict[str, str], spares
         if sup.poll() is not None:
             raise RuntimeError(f"supervisor exited with {sup.returncode}; see {env.var}")
         state, pids = await own_workers(sup)
-        rec = next((s for s in state.supervisors if s.get("id") == sid(sup)), {})
+        rec = next((s for s in state.supervisors if s.id == sid(sup)), None)
         return (
             state.status == "ready"
-            and rec.get("state") == "running"
+            and rec is not None
+            and rec.state == "running"
             and len(pids) == workers
-            and rec.get("spares", 0) == spares
+            and rec.spares == spares
         )
 
     if await poll(ready, START_TIMEOUT, 0.1) is None:
@@ -203,10 +202,10 @@ def at(event: dict[str, Any] | None) -> float | None:
 
 
 def claims(rids: list[str]) -> list[str | None]:
-    from telephony.connections import Keys, get_redis
+    from telephony.connections import get_redis
+    from telephony.keys import Keys
 
-    raw = get_redis().mget([Keys.claim(r) for r in rids]) if rids else []
-    return [v.decode() if isinstance(v, bytes) else v for v in raw]
+    return list(get_redis().mget([Keys.claim(r) for r in rids])) if rids else []
 
 
 # -- the scenarios --------------------------------------------------------------------------
@@ -220,7 +219,7 @@ async def kill_one_of_two(env: Env, users: list[Any], args: Any) -> dict[str, An
         await asyncio.sleep(2.0)
         state, pids = await own_workers(sup)
         victim = pids[0]
-        beat = next(w for w in state.workers if int(w["pid"]) == victim)
+        beat = next(w for w in state.workers if w.pid == victim)
         t_kill = time.time()
         os.kill(victim, signal.SIGKILL)
 
@@ -258,7 +257,7 @@ async def kill_one_of_two(env: Env, users: list[Any], args: Any) -> dict[str, An
         "kill_to_exit_seen_s": secs(t_kill, t_gone),
         "failure_codes": sorted({e[3] for e in failed}),
         "open_at_kill": open_at_kill,
-        "killed_in_flight_last_beat": int(beat.get("in_flight", 0)),
+        "killed_in_flight_last_beat": beat.in_flight,
         "slowest_failure_s": load.slowest_failure_s(),
         "clients_hung": len(load.hung),
         "kill_to_replacement_s": secs(t_kill, t_back),

@@ -177,12 +177,14 @@ async def run_plain(seconds: float, control_url: str) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
     from devserver.sandbox.control import SandboxControl
-    from telephony.connections import Keys, get_async_redis
+    from telephony.connections import get_async_redis
+    from telephony.keys import Keys
+    from telephony.protocol import Heartbeat
     from telephony.web.client import get_telephony_service
 
     # The plain consumer writes no heartbeat; a fake one lets the client send to it.
     r = get_async_redis()
-    await r.set(Keys.worker("plain:0"), '{"id": "plain:0", "breaker": "closed"}', px=600_000)
+    await r.set(Keys.worker("plain:0"), Heartbeat(id="plain:0").encode(), px=600_000)
     await r.zadd(Keys.workers(), {"plain:0": time.time() * 1000 + 600_000})
     service = get_telephony_service()
     users = [

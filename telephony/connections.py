@@ -1,4 +1,4 @@
-"""Redis connections and key names shared by the web, supervisor and worker processes.
+"""Redis connections shared by the web, supervisor and worker processes (keys: telephony.keys).
 
 Settings are read when a connection is first asked for, never at import, so tests can
 point a process at another Redis.
@@ -10,12 +10,13 @@ import asyncio
 import logging
 import threading
 import weakref
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from telephony.layers import redis_client_kwargs
+from telephony.layers import REDIS_CONNECT_TIMEOUT, REDIS_SOCKET_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,20 @@ _sync_clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def redis_client_kwargs() -> dict[str, Any]:
+    """Keyword arguments for every plain redis-py client (state, heartbeats, claims).
+
+    ``decode_responses``: replies come back as ``str``, decoded here once, so no reader
+    calls ``.decode()`` on a reply. Keep binary data out of these clients.
+    """
+    return {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "health_check_interval": 30,
+        "decode_responses": True,
+    }
 
 
 def get_redis() -> redis.Redis:
@@ -85,75 +100,6 @@ def reset_clients() -> None:
             client.close()
         _sync_clients.clear()
     _async_clients.clear()
-
-
-class Keys:
-    """Every Redis key the service uses, under ``TELEPHONY_REDIS_PREFIX``."""
-
-    @staticmethod
-    def prefix() -> str:
-        return str(settings.TELEPHONY_REDIS_PREFIX)
-
-    @classmethod
-    def workers(cls) -> str:
-        """ZSET worker_id -> last heartbeat (epoch ms)."""
-        return f"{cls.prefix()}:workers"
-
-    @classmethod
-    def worker(cls, worker_id: str) -> str:
-        """JSON heartbeat of one worker, with a TTL of the heartbeat timeout."""
-        return f"{cls.prefix()}:worker:{worker_id}"
-
-    @classmethod
-    def supervisors(cls) -> str:
-        """ZSET supervisor_id -> last update (epoch ms)."""
-        return f"{cls.prefix()}:supervisors"
-
-    @classmethod
-    def supervisor(cls, supervisor_id: str) -> str:
-        """JSON record of one supervisor, with a TTL of the heartbeat timeout."""
-        return f"{cls.prefix()}:supervisor:{supervisor_id}"
-
-    @classmethod
-    def supervisors_last(cls) -> str:
-        """HASH supervisor_id -> its last record, no TTL: tells a lost supervisor (record
-        expired, never said it stopped) from one that stopped on purpose (entry removed)."""
-        return f"{cls.prefix()}:supervisors:last"
-
-    @classmethod
-    def last_status(cls) -> str:
-        """The last service status a supervisor announced (to record each change once)."""
-        return f"{cls.prefix()}:state:last"
-
-    @classmethod
-    def stopped(cls) -> str:
-        """Set when the last supervisor stopped on purpose; removed when one starts."""
-        return f"{cls.prefix()}:stopped"
-
-    @classmethod
-    def claim(cls, request_id: str) -> str:
-        """SET NX marker: this request_id was taken by one worker, once."""
-        return f"{cls.prefix()}:claim:{request_id}"
-
-    @classmethod
-    def breaker_forced(cls) -> str:
-        """Operator maintenance switch for the provider circuit: "open" or "closed"."""
-        return f"{cls.prefix()}:breaker:forced"
-
-    @classmethod
-    def metric_requests(cls) -> str:
-        """HASH "op|outcome" -> requests handled by all workers, ever (Prometheus counter)."""
-        return f"{cls.prefix()}:metrics:requests"
-
-    @classmethod
-    def metric_latency(cls) -> str:
-        """HASH "op|bucket" -> count, "op|sum", "op|count": request latency histogram."""
-        return f"{cls.prefix()}:metrics:latency"
-
-    @classmethod
-    def control(cls, supervisor_id: str) -> str:
-        """LIST of control commands for one supervisor."""
-        return f"{cls.prefix()}:control:{supervisor_id}"
 
 
 _RELEASE = (

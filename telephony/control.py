@@ -2,12 +2,10 @@
 
 Commands travel through Redis, never as signals to a pid, so they work from any host
 (web process, admin page, ``telephony_status``) against supervisors on any host. Each
-function RPUSHes a JSON command onto ``Keys.control(sid)`` of every live supervisor (or
-of the one named), which pops its list on every loop pass; it writes an audit
-``ServiceEvent`` naming the user, and returns the ids of the supervisors it reached.
-
-Command shape: ``{"id": <hex>, "cmd": "restart" | "reset" | "scale", "n": <int, scale
-only>, "user_id": <int | null>, "at": <epoch ms>}``.
+function RPUSHes a :class:`~telephony.protocol.ControlCommand` onto ``Keys.control(sid)``
+of every live supervisor (or of the one named), which pops its list on every loop pass;
+it writes an audit ``ServiceEvent`` naming the user, and returns the ids of the
+supervisors it reached.
 
 Checking the ``telephony.control_service`` permission is the caller's job (views, admin);
 these functions trust their caller.
@@ -15,17 +13,22 @@ these functions trust their caller.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
-from typing import Any
 
 import redis
 from django.conf import settings
 
 from telephony import exceptions as exc
-from telephony.connections import Keys, get_redis
-from telephony.protocol import RUNNING_STATES
+from telephony.connections import get_redis
+from telephony.keys import Keys
+from telephony.protocol import (
+    RESET,
+    RESTART,
+    RUNNING_STATES,
+    SCALE,
+    ControlCommand,
+    SupervisorRecord,
+)
 from telephony.services import service_event
 from telephony.state import now_ms
 
@@ -35,7 +38,7 @@ COMMAND_TTL = 300  # seconds a command waits for a supervisor that stopped poppi
 BREAKER_STATES = ("open", "closed")
 
 
-def live_supervisors() -> list[dict[str, Any]]:
+def live_supervisors() -> list[SupervisorRecord]:
     """Records of the supervisors that are alive and not stopping (fresh TTL'd records).
 
     Raises ``ServiceUnavailable`` when Redis cannot be reached.
@@ -43,7 +46,7 @@ def live_supervisors() -> list[dict[str, Any]]:
     cutoff = now_ms() - int(float(settings.TELEPHONY_HEARTBEAT_TIMEOUT) * 1000)
     try:
         r = get_redis()
-        ids = [_str(i) for i in r.zrangebyscore(Keys.supervisors(), cutoff, "+inf")]
+        ids = [str(i) for i in r.zrangebyscore(Keys.supervisors(), cutoff, "+inf")]
         raws = r.mget([Keys.supervisor(i) for i in ids]) if ids else []
     except (redis.RedisError, OSError) as e:
         raise exc.ServiceUnavailable(
@@ -52,30 +55,25 @@ def live_supervisors() -> list[dict[str, Any]]:
     records = []
     for raw in raws:
         try:
-            record = json.loads(raw) if raw else None
-        except ValueError:
+            record = SupervisorRecord.decode(raw) if raw else None
+        except exc.InvalidRequest:  # the state reader logs it; here it just cannot be told
             continue
-        if isinstance(record, dict) and record.get("state") in RUNNING_STATES:
+        if record is not None and record.state in RUNNING_STATES:
             records.append(record)
     return records
 
 
-def _str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _send(cmd: str, *, supervisor_id: str | None, user_id: int | None, **args: Any) -> list[str]:
-    targets = [
-        str(s["id"])
-        for s in live_supervisors()
-        if supervisor_id is None or s.get("id") == supervisor_id
-    ]
-    command = {"id": uuid.uuid4().hex, "cmd": cmd, **args, "user_id": user_id, "at": now_ms()}
+def _send(
+    cmd: str, *, supervisor_id: str | None, user_id: int | None, n: int | None = None
+) -> list[str]:
+    targets = [s.id for s in live_supervisors() if supervisor_id is None or s.id == supervisor_id]
+    command = ControlCommand.new(cmd, user_id=user_id, at=now_ms(), n=n)
+    args = command.args()
     if targets:
         try:
             pipe = get_redis().pipeline(transaction=False)
             for sid in targets:
-                pipe.rpush(Keys.control(sid), json.dumps(command))
+                pipe.rpush(Keys.control(sid), command.encode())
                 pipe.expire(Keys.control(sid), COMMAND_TTL)
             pipe.execute()
         except (redis.RedisError, OSError) as e:
@@ -86,13 +84,13 @@ def _send(cmd: str, *, supervisor_id: str | None, user_id: int | None, **args: A
     message = f"{cmd}{' ' + detail if detail else ''} requested by user={user_id}; " + (
         f"reached {', '.join(targets)}" if targets else "no live supervisor reached"
     )
-    logger.info("[Telephony Control] %s command_id=%s", message, command["id"])
+    logger.info("[Telephony Control] %s command_id=%s", message, command.id)
     service_event(
         kind=f"control_{cmd}",
         message=message,
         user_id=user_id,
         supervisor_id=supervisor_id or "",
-        command_id=command["id"],
+        command_id=command.id,
         targets=targets,
         **args,
     )
@@ -103,12 +101,12 @@ def request_restart(*, user_id: int | None = None, supervisor_id: str | None = N
     """Rolling restart: each supervisor replaces its workers one at a time, every new one
     serving (first heartbeat) before the old one gets SIGTERM and drains. From ``failed``
     it resets first. Returns the supervisors reached."""
-    return _send("restart", supervisor_id=supervisor_id, user_id=user_id)
+    return _send(RESTART, supervisor_id=supervisor_id, user_id=user_id)
 
 
 def request_reset(*, user_id: int | None = None, supervisor_id: str | None = None) -> list[str]:
     """Clear the restart window; a ``failed`` supervisor starts its missing workers again."""
-    return _send("reset", supervisor_id=supervisor_id, user_id=user_id)
+    return _send(RESET, supervisor_id=supervisor_id, user_id=user_id)
 
 
 def request_scale(
@@ -122,7 +120,7 @@ def request_scale(
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError("n must be a non-negative integer")
-    return _send("scale", supervisor_id=supervisor_id, user_id=user_id, n=n)
+    return _send(SCALE, supervisor_id=supervisor_id, user_id=user_id, n=n)
 
 
 def force_breaker(state: str | None, *, user_id: int | None = None) -> list[str]:
@@ -144,7 +142,7 @@ def force_breaker(state: str | None, *, user_id: int | None = None) -> list[str]
         raise exc.ServiceUnavailable(
             "Redis is unreachable: the breaker was not switched.", reason="redis_unreachable"
         ) from e
-    targets = [str(s["id"]) for s in live_supervisors()]
+    targets = [s.id for s in live_supervisors()]
     message = f"breaker forced {state or 'automatic'} by user={user_id}"
     logger.info("[Telephony Control] %s", message)
     service_event(

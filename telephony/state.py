@@ -10,16 +10,19 @@ two Redis round trips and a few dict operations; the web side caches the result 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
 
-from telephony.connections import Keys, get_async_redis, get_redis
+from telephony.connections import get_async_redis, get_redis
+from telephony.exceptions import InvalidRequest
+from telephony.keys import Keys
+from telephony.protocol import LOST, Heartbeat, SupervisorRecord
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +49,8 @@ class ServiceState:
     alive: int = 0
     desired: int = 0
     reason: str = ""
-    workers: list[dict[str, Any]] = field(default_factory=list)
-    supervisors: list[dict[str, Any]] = field(default_factory=list)
+    workers: list[Heartbeat] = field(default_factory=list)
+    supervisors: list[SupervisorRecord] = field(default_factory=list)
 
     @property
     def available(self) -> bool:
@@ -63,24 +66,27 @@ class ServiceState:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["healthy"] = self.available
-        return data
-
-
-def is_serving(worker: dict[str, Any]) -> bool:
-    """A worker heartbeat that takes requests: not draining, not an idle spare."""
-    return not worker.get("draining") and not worker.get("spare")
+        """Everything, JSON-ready (``telephony_status --json``)."""
+        return {
+            "status": self.status,
+            "timestamp": self.timestamp,
+            "alive": self.alive,
+            "desired": self.desired,
+            "reason": self.reason,
+            "workers": [w.as_dict() for w in self.workers],
+            "supervisors": [s.as_dict() for s in self.supervisors],
+            "healthy": self.available,
+        }
 
 
 def compute_state(
     *,
-    supervisors: list[dict[str, Any]],
-    workers: list[dict[str, Any]],
+    supervisors: list[SupervisorRecord],
+    workers: list[Heartbeat],
     forced_breaker: str | None,
     stopped: bool,
     timestamp: int,
-    lost: list[dict[str, Any]] | None = None,
+    lost: list[SupervisorRecord] | None = None,
 ) -> ServiceState:
     """Derive the state from live supervisor and worker records (pure, for testing).
 
@@ -88,11 +94,11 @@ def compute_state(
     SIGKILL, a dead host): the workers they should run still count as desired, so the
     state says ``degraded`` until they come back or an operator stops them on purpose.
     """
-    serving = [w for w in workers if is_serving(w)]
+    serving = [w for w in workers if w.serving]
     alive = len(serving)
-    lost = [{**s, "state": "lost"} for s in lost or []]
-    running_sups = [s for s in supervisors if s.get("state") != STOPPED] + lost
-    desired = sum(int(s.get("desired", 0)) for s in running_sups) if running_sups else alive
+    lost = [s.lost() for s in lost or []]
+    running_sups = [s for s in supervisors if s.state != STOPPED] + lost
+    desired = sum(s.desired for s in running_sups) if running_sups else alive
     supervisors = supervisors + lost
 
     def make(status: str, reason: str = "") -> ServiceState:
@@ -106,19 +112,19 @@ def compute_state(
             supervisors=supervisors,
         )
 
-    failed_sups = [s for s in running_sups if s.get("state") == FAILED]
+    failed_sups = [s for s in running_sups if s.state == FAILED]
     if forced_breaker == "open":
         return make(UNAVAILABLE, "circuit_forced_open")
     if alive == 0:
         if failed_sups:
             return make(FAILED, "restart_intensity")
-        live_sups = [s for s in running_sups if s.get("state") != "lost"]
-        if live_sups and all(s.get("state") == STARTING for s in live_sups):
+        live_sups = [s for s in running_sups if s.state != LOST]
+        if live_sups and all(s.state == STARTING for s in live_sups):
             return make(STARTING, "starting")
         if not running_sups and stopped:
             return make(STOPPED, "stopped")
         return make(UNAVAILABLE, "no_worker")
-    breakers = [w.get("breaker", "closed") for w in serving]
+    breakers = [w.breaker for w in serving]
     if forced_breaker != "closed" and all(b == "open" for b in breakers):
         return make(UNAVAILABLE, "circuit_open")
     if alive < desired:
@@ -134,15 +140,25 @@ def _fresh_cutoff(timestamp: int) -> int:
     return timestamp - int(float(settings.TELEPHONY_HEARTBEAT_TIMEOUT) * 1000)
 
 
-def _decode(values: list[Any]) -> list[dict[str, Any]]:
+T = TypeVar("T")
+_reported: set[str] = set()  # keys whose malformed record was logged already
+
+
+def _decode(decode: Callable[[Any], T], keys: list[str], values: list[Any]) -> list[T]:
+    """The records that decode; a malformed one reads as absent (a stale record), and is
+    logged once per key, not at every read."""
     out = []
-    for raw in values:
+    for key, raw in zip(keys, values, strict=False):
         if raw is None:
             continue
         try:
-            out.append(json.loads(raw))
-        except ValueError:
-            logger.warning("[Telephony State] Ignoring a malformed record in Redis")
+            out.append(decode(raw))
+        except InvalidRequest as e:
+            if key not in _reported:
+                if len(_reported) > 10_000:
+                    _reported.clear()
+                _reported.add(key)
+                logger.warning("[Telephony State] Ignoring %s in Redis: %s", key, e.message)
     return out
 
 
@@ -162,35 +178,33 @@ def _queue_reads(pipe: Any, ts: int) -> None:
 def _queue_records(pipe: Any, first: list[Any]) -> None:
     """The second round trip: the records of those ids."""
     ids_sup, ids_wrk, stale_sup, _, _ = first
-    keys = [Keys.supervisor(_s(i)) for i in ids_sup] + [Keys.worker(_s(i)) for i in ids_wrk]
+    keys = [Keys.supervisor(i) for i in ids_sup] + [Keys.worker(i) for i in ids_wrk]
     # Always two replies, so _finish can unpack them; ECHO stands in for an empty read.
     if keys:
         pipe.mget(keys)
     else:
         pipe.echo("")
     if stale_sup:
-        pipe.hmget(Keys.supervisors_last(), [_s(i) for i in stale_sup])
+        pipe.hmget(Keys.supervisors_last(), stale_sup)
     else:
         pipe.echo("")
 
 
 def _finish(first: list[Any], second: list[Any], ts: int) -> ServiceState:
-    ids_sup, _, _, forced, stopped = first
+    ids_sup, ids_wrk, stale_sup, forced, stopped = first
     records, last = (r if isinstance(r, list) else [] for r in second)
     n = len(ids_sup)
-    lost = [rec for rec in _decode(last) if rec.get("state") != STOPPED]
+    sup_keys = [Keys.supervisor(i) for i in ids_sup]
+    lost_keys = [f"{Keys.supervisors_last()}[{i}]" for i in stale_sup]
+    lost = _decode(SupervisorRecord.decode, lost_keys, last)
     return compute_state(
-        supervisors=_decode(records[:n]),
-        workers=_decode(records[n:]),
-        forced_breaker=forced.decode() if isinstance(forced, bytes) else forced,
+        supervisors=_decode(SupervisorRecord.decode, sup_keys, records[:n]),
+        workers=_decode(Heartbeat.decode, [Keys.worker(i) for i in ids_wrk], records[n:]),
+        forced_breaker=forced,
         stopped=bool(stopped),
         timestamp=ts,
-        lost=lost,
+        lost=[rec for rec in lost if rec.state != STOPPED],
     )
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def read_state() -> ServiceState:

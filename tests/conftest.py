@@ -70,6 +70,7 @@ def redis_url() -> Iterator[str]:
 def telephony_redis(settings: Any, redis_url: str) -> Iterator[str]:
     """Point this test at the test Redis, under a key prefix of its own; flush it after."""
     from telephony.connections import reset_clients
+    from telephony.keys import Keys
     from telephony.state import state_cache
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
@@ -90,7 +91,7 @@ def telephony_redis(settings: Any, redis_url: str) -> Iterator[str]:
     reset_clients()
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        keys = list(client.scan_iter(match=Keys.everything(), count=1000))
         if keys:
             client.delete(*keys)
     finally:

@@ -10,11 +10,13 @@ The shape is documented in ``docs/OBSERVABILITY.md``; the page's script renders 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
 
 from dashboard.ops import selectors
+from telephony.protocol import LOST, STOPPED, Heartbeat
 from telephony.state import ServiceState, now_ms, read_state
 from telephony.web.metrics import RequestMetrics, read_forced_breaker, read_request_metrics
 
@@ -58,8 +60,9 @@ def explain(state: ServiceState) -> str:
     return text.format(alive=state.alive, desired=state.desired)
 
 
-def _age_s(now: int, then: Any) -> float | None:
-    return round(max(0, now - int(then)) / 1000, 1) if isinstance(then, int | float) else None
+def _age_s(now: int, then: int | None) -> float | None:
+    """Seconds since ``then`` (epoch ms); None when unknown (0 or missing)."""
+    return round(max(0, now - then) / 1000, 1) if then else None
 
 
 def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
@@ -68,66 +71,65 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
     interval = float(settings.TELEPHONY_HEARTBEAT_INTERVAL)
     late_after = max(2.0 * interval, 0.5 * float(settings.TELEPHONY_HEARTBEAT_TIMEOUT))
     rows: list[dict[str, Any]] = []
-    for w in sorted(state.workers, key=lambda w: (str(w.get("host")), w.get("started_at") or 0)):
-        beat_age = _age_s(now, w.get("beat_at"))
-        if w.get("draining"):
+    for w in sorted(state.workers, key=lambda w: (w.host, w.started_at)):
+        beat_age = _age_s(now, w.beat_at)
+        if w.draining:
             word = "draining"
         elif beat_age is not None and beat_age > late_after:
             word = "late"
-        elif w.get("spare"):
+        elif w.spare:
             word = "spare"
         else:
             word = "serving"
-        detail = w.get("breaker_detail") or {}
-        latency = w.get("latency") or {}
+        detail, latency = w.breaker_detail, w.latency
         rows.append(
             {
-                "id": w.get("id"),
-                "host": w.get("host"),
-                "pid": w.get("pid"),
-                "supervisor_id": w.get("supervisor_id") or None,
+                "id": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "supervisor_id": w.supervisor_id or None,
                 "state": word,
-                "started_at": w.get("started_at"),
-                "uptime_s": _age_s(now, w.get("started_at")),
-                "beat_at": w.get("beat_at"),
+                "started_at": w.started_at or None,
+                "uptime_s": _age_s(now, w.started_at),
+                "beat_at": w.beat_at or None,
                 "beat_age_s": beat_age,
-                "handled": w.get("handled", 0),
-                "failed": w.get("failed", 0),
-                "in_flight": w.get("in_flight", 0),
-                "rss_mb": w.get("rss_mb"),
-                "last_error": w.get("last_error") or None,
+                "handled": w.handled,
+                "failed": w.failed,
+                "in_flight": w.in_flight,
+                "rss_mb": w.rss_mb,
+                "last_error": w.last_error or None,
                 "breaker": {
-                    "state": w.get("breaker", "closed"),
-                    "forced": detail.get("forced"),
-                    "failure_rate": detail.get("failure_rate"),
-                    "slow_rate": detail.get("slow_rate"),
-                    "calls": detail.get("calls"),
-                    "opened_count": detail.get("opened_count"),
+                    "state": w.breaker,
+                    "forced": detail.forced,
+                    "failure_rate": detail.failure_rate,
+                    "slow_rate": detail.slow_rate,
+                    "calls": detail.calls,
+                    "opened_count": detail.opened_count,
                 },
                 "latency": {
-                    "window": latency.get("window", 0),
-                    "p50_ms": latency.get("p50_ms"),
-                    "p99_ms": latency.get("p99_ms"),
-                    "errors": latency.get("errors") or {},
+                    "window": latency.window,
+                    "p50_ms": latency.p50_ms,
+                    "p99_ms": latency.p99_ms,
+                    "errors": dict(latency.errors),
                 },
             }
         )
     beating = {row["id"] for row in rows}
     for sup in state.supervisors:
-        if sup.get("state") in ("lost", "stopped"):
+        if sup.state in (LOST, STOPPED):
             continue
-        for child in sup.get("workers") or []:
-            if child.get("worker_id") in beating:
+        for child in sup.workers:
+            if child.worker_id in beating:
                 continue
             rows.append(
                 {
-                    "id": child.get("worker_id"),
-                    "host": sup.get("host"),
-                    "pid": child.get("pid"),
-                    "supervisor_id": sup.get("id"),
-                    "state": "silent" if child.get("ready") else "starting",
-                    "started_at": child.get("started_at"),
-                    "uptime_s": _age_s(now, child.get("started_at")),
+                    "id": child.worker_id,
+                    "host": sup.host,
+                    "pid": child.pid,
+                    "supervisor_id": sup.id,
+                    "state": "silent" if child.ready else "starting",
+                    "started_at": child.started_at or None,
+                    "uptime_s": _age_s(now, child.started_at),
                     "beat_at": None,
                     "beat_age_s": None,
                     "handled": None,
@@ -145,26 +147,26 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
 def supervisor_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
     """Supervisors on every host, lost ones (gone without saying so) included."""
     rows = []
-    for s in sorted(state.supervisors, key=lambda s: (str(s.get("host")), str(s.get("id")))):
+    for s in sorted(state.supervisors, key=lambda s: (s.host, s.id)):
         rows.append(
             {
-                "id": s.get("id"),
-                "host": s.get("host"),
-                "pid": s.get("pid"),
-                "state": s.get("state"),
-                "desired": s.get("desired", 0),
-                "alive": s.get("alive", 0),
-                "restarts": s.get("restarts", 0),
-                "restarts_in_window": s.get("restarts_in_window", 0),
-                "uptime_s": _age_s(now, s.get("started_at")),
-                "updated_age_s": _age_s(now, s.get("updated_at")),
-                "last_event": s.get("last_event") or None,
+                "id": s.id,
+                "host": s.host,
+                "pid": s.pid,
+                "state": s.state,
+                "desired": s.desired,
+                "alive": s.alive,
+                "restarts": s.restarts,
+                "restarts_in_window": s.restarts_in_window,
+                "uptime_s": _age_s(now, s.started_at),
+                "updated_age_s": _age_s(now, s.updated_at),
+                "last_event": asdict(s.last_event) if s.last_event else None,
             }
         )
     return rows
 
 
-def latency_summary(workers: list[dict[str, Any]], metrics: RequestMetrics) -> dict[str, Any]:
+def latency_summary(workers: list[Heartbeat], metrics: RequestMetrics) -> dict[str, Any]:
     """Recent latency across workers, and per operation since the counters began.
 
     Recent: each worker's heartbeat summarises its last requests (up to 500); ``p50_ms``
@@ -174,15 +176,14 @@ def latency_summary(workers: list[dict[str, Any]], metrics: RequestMetrics) -> d
     window, weighted, p99 = 0, 0.0, None
     errors: dict[str, int] = {}
     for w in workers:
-        lat = w.get("latency") or {}
-        n = int(lat.get("window") or 0)
-        if n and lat.get("p50_ms") is not None:
-            window += n
-            weighted += n * float(lat["p50_ms"])
-        if lat.get("p99_ms") is not None:
-            p99 = max(p99 or 0.0, float(lat["p99_ms"]))
-        for code, count in (lat.get("errors") or {}).items():
-            errors[code] = errors.get(code, 0) + int(count)
+        lat = w.latency
+        if lat.window and lat.p50_ms is not None:
+            window += lat.window
+            weighted += lat.window * lat.p50_ms
+        if lat.p99_ms is not None:
+            p99 = max(p99 or 0.0, lat.p99_ms)
+        for code, count in lat.errors.items():
+            errors[code] = errors.get(code, 0) + count
     ops = []
     for op in metrics.ops():
         outcomes = {o: n for (name, o), n in metrics.requests.items() if name == op}

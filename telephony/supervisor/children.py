@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 
 from telephony.procutil import die_with_parent
+from telephony.protocol import Heartbeat, WorkerSummary
 from telephony.state import now_ms
 
 ACTIVE = "active"
@@ -106,7 +107,7 @@ class WorkerHandle:
     replaces: WorkerHandle | None = None
     started_mono: float = field(default_factory=time.monotonic)
     started_at: int = field(default_factory=now_ms)
-    beat: dict[str, Any] | None = None
+    beat: Heartbeat | None = None
     beat_at: int = 0
     hung: bool = False
     replace_reason: str = ""  # queued for (or being) replaced: recycle or rolling restart
@@ -126,10 +127,11 @@ class WorkerHandle:
         """It has beaten at least once: the SDK is loaded and it takes requests."""
         return self.beat is not None
 
-    def observe(self, beat: dict[str, Any] | None) -> None:
-        """Take a heartbeat read from Redis (None: the key is gone or never written)."""
-        if beat is not None and int(beat.get("beat_at", 0)) >= self.beat_at:
-            self.beat, self.beat_at = beat, int(beat.get("beat_at", 0))
+    def observe(self, beat: Heartbeat | None) -> None:
+        """Take a heartbeat read from Redis (None: the key is gone, never written, or
+        unreadable)."""
+        if beat is not None and beat.beat_at >= self.beat_at:
+            self.beat, self.beat_at = beat, beat.beat_at
 
     def stale(self, *, now_ms_: int, timeout: float, start_timeout: float, now: float) -> str:
         """Why this worker counts as hung, or ``""``."""
@@ -174,13 +176,13 @@ class WorkerHandle:
             except ProcessLookupError:
                 pass
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> WorkerSummary:
         """This worker in the supervisor's record."""
-        return {
-            "pid": self.pid,
-            "worker_id": self.worker_id,
-            "started_at": self.started_at,
-            "restarts": self.restarts,
-            "role": self.role,
-            "ready": self.ready,
-        }
+        return WorkerSummary(
+            pid=self.pid,
+            worker_id=self.worker_id,
+            started_at=self.started_at,
+            restarts=self.restarts,
+            role=self.role,
+            ready=self.ready,
+        )

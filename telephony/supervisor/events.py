@@ -23,8 +23,9 @@ import redis
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, connections
 
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
 from telephony.events import push_state
+from telephony.keys import Keys
 from telephony.services import service_event
 from telephony.state import read_state
 
@@ -138,7 +139,6 @@ class EventSink:
             self._offline_change = True
             previous = local
         else:
-            shared = shared.decode() if isinstance(shared, bytes) else shared
             if self._offline_change:  # what we logged while cut off is what we compare to
                 self._offline_change = False
                 previous = local

@@ -27,7 +27,15 @@ from typing import Any
 
 import redis
 
-from telephony.protocol import RUNNING, STARTING, STOPPED, STOPPING
+from telephony.protocol import (
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    ControlCommand,
+    LastEvent,
+    SupervisorRecord,
+)
 from telephony.state import now_ms
 from telephony.supervisor.children import (
     ACTIVE,
@@ -83,14 +91,14 @@ class Supervisor(PoolMixin):
         self.state = STARTING
         self.restarts = 0
         self.started_at = now_ms()
-        self.last_event: dict[str, Any] = {}
+        self.last_event: LastEvent | None = None
         self.signals = 0
         self._redis_ok, self._redis_ok_since = True, -math.inf
         self._uncounted = 0  # failures not counted while Redis was down (backoff only)
         self._next_sync = self._next_publish = 0.0
         self._dirty, self._stopped_cleared = True, False
         self._forget: list[str] = []
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[ControlCommand] = []
         self.waker = Waker()
 
     # -- life cycle -----------------------------------------------------------------------
@@ -142,31 +150,31 @@ class Supervisor(PoolMixin):
 
     def _event(self, kind: str, message: str, *, level: int = logging.INFO, **data: Any) -> None:
         at = now_ms()
-        self.last_event = {"kind": kind, "message": message, "at": at}
+        self.last_event = LastEvent(kind=kind, message=message, at=at)
         logger.log(level, "[Telephony Supervisor] %s sid=%s", message, self.sid)
         self.events.emit(kind, message, state=self.state, at=at, **data)
         self._dirty = True
 
     # -- Redis ----------------------------------------------------------------------------
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> SupervisorRecord:
         """This supervisor's record in Redis (``Keys.supervisor(sid)``)."""
         host, pid = self.sid.rsplit(":", 1)
-        return {
-            "id": self.sid,
-            "host": host,
-            "pid": int(pid),
-            "state": self.state,
-            "desired": self.desired,
-            "alive": sum(1 for c in self.children if c.role == ACTIVE and c.ready),
-            "spares": sum(1 for c in self.children if c.role == SPARE and c.ready),
-            "restarts": self.restarts,
-            "restarts_in_window": self.policy.in_window(),
-            "workers": [c.summary() for c in self.children],
-            "last_event": self.last_event,
-            "started_at": self.started_at,
-            "updated_at": now_ms(),
-        }
+        return SupervisorRecord(
+            id=self.sid,
+            host=host,
+            pid=int(pid),
+            state=self.state,
+            desired=self.desired,
+            alive=sum(1 for c in self.children if c.role == ACTIVE and c.ready),
+            spares=sum(1 for c in self.children if c.role == SPARE and c.ready),
+            restarts=self.restarts,
+            restarts_in_window=self.policy.in_window(),
+            workers=tuple(c.summary() for c in self.children),
+            last_event=self.last_event,
+            started_at=self.started_at,
+            updated_at=now_ms(),
+        )
 
     def _sync(self, now: float) -> None:
         publish = self._dirty or now >= self._next_publish

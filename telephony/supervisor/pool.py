@@ -13,8 +13,8 @@ A rolling restart does not use them (they run the old code): it retires them and
 are started again once it is over. Spares are started only while every active worker
 serves and nothing else is starting, so they never slow down the workers that matter.
 
-Operator commands come from ``telephony.control`` through Redis, as JSON objects
-``{"id", "cmd": "restart" | "reset" | "scale", "n"?, "user_id", "at"}``.
+Operator commands come from ``telephony.control`` through Redis, as
+:class:`~telephony.protocol.ControlCommand` (decoded, so already valid, by the store).
 """
 
 from __future__ import annotations
@@ -25,7 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from telephony.protocol import FAILED, RUNNING, STARTING
+from telephony.protocol import (
+    FAILED,
+    RESET,
+    RESTART,
+    RUNNING,
+    SCALE,
+    STARTING,
+    ControlCommand,
+    Heartbeat,
+)
 from telephony.state import now_ms
 from telephony.supervisor.children import ACTIVE, SPARE, STANDBY, WorkerHandle
 from telephony.supervisor.policy import Decision
@@ -69,7 +78,7 @@ class PoolMixin:
     replace_not_before: float
     spare_not_before: float
     rolling: bool
-    commands: list[dict[str, Any]]
+    commands: list[ControlCommand]
     _redis_ok: bool
     _redis_ok_since: float
     _uncounted: int
@@ -151,10 +160,10 @@ class PoolMixin:
                     child.replace_reason = reason
                     self.replace_queue.append(child)
 
-    def _recycle_reason(self, beat: dict[str, Any]) -> str:
-        if int(beat.get("handled", 0)) >= self.cfg.max_requests:
+    def _recycle_reason(self, beat: Heartbeat) -> str:
+        if beat.handled >= self.cfg.max_requests:
             return "max_requests"
-        if float(beat.get("rss_mb", 0.0)) > self.cfg.max_rss_mb:
+        if beat.rss_mb > self.cfg.max_rss_mb:
             return "max_rss"
         return ""
 
@@ -313,7 +322,7 @@ class PoolMixin:
             new_worker_id=standby.worker_id,
             new_pid=standby.pid,
             reason=standby.reason,
-            handled=int((target.beat or {}).get("handled", 0)) if target else 0,
+            handled=target.beat.handled if target and target.beat else 0,
         )
 
     # -- operator commands ----------------------------------------------------------------
@@ -323,18 +332,13 @@ class PoolMixin:
         for command in commands:
             if self.signals:
                 return
-            kind, user_id = command.get("cmd"), command.get("user_id")
-            try:
-                if kind == "restart":
-                    self.rolling_restart(user_id=user_id)
-                elif kind == "reset":
-                    self.reset(user_id=user_id)
-                elif kind == "scale":
-                    self.scale(int(command["n"]), user_id=user_id)
-                else:
-                    logger.warning("[Telephony Supervisor] unknown command %r ignored", kind)
-            except (KeyError, TypeError, ValueError):
-                logger.warning("[Telephony Supervisor] malformed command %r ignored", command)
+            user_id = command.user_id
+            if command.cmd == RESTART:
+                self.rolling_restart(user_id=user_id)
+            elif command.cmd == RESET:
+                self.reset(user_id=user_id)
+            elif command.cmd == SCALE and command.n is not None:
+                self.scale(command.n, user_id=user_id)
 
     def reset(self, *, user_id: int | None = None) -> None:
         """Clear the restart window; from ``failed``, start restarting again."""

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from telephony.connections import Keys
-from telephony.layers import redis_client_kwargs
-from telephony.protocol import RUNNING_STATES, STOPPED
+from telephony.connections import redis_client_kwargs
+from telephony.exceptions import InvalidRequest
+from telephony.keys import Keys
+from telephony.protocol import RUNNING_STATES, STOPPED, ControlCommand, Heartbeat, SupervisorRecord
 from telephony.state import now_ms
 
 logger = logging.getLogger(__name__)
@@ -28,14 +30,20 @@ STOPPED_TTL = 86_400  # the "stopped on purpose" marker outlives any restart of 
 ZSET_HORIZON_MS = 3_600_000
 
 
-def _loads(raw: Any) -> dict[str, Any] | None:
+T = TypeVar("T")
+
+
+def _loads(decode: Callable[[Any], T], raw: Any, what: str, reported: set[str]) -> T | None:
+    """Decode one record; a malformed one counts as absent, logged once per ``what``."""
     if not raw:
         return None
     try:
-        value = json.loads(raw)
-    except ValueError:
+        return decode(raw)
+    except InvalidRequest as e:
+        if what not in reported:
+            reported.add(what)
+            logger.warning("[Telephony Supervisor] ignoring %s: %s", what, e.message)
         return None
-    return value if isinstance(value, dict) else None
 
 
 class SupervisorStore:
@@ -46,6 +54,7 @@ class SupervisorStore:
         self.ttl_ms = max(1, int(heartbeat_timeout * 1000))
         self.io_timeout = min(1.0, max(0.2, heartbeat_timeout / 2))
         self._client: redis.Redis | None = None
+        self._reported: set[str] = set()  # malformed records already logged
 
     def client(self) -> redis.Redis:
         if self._client is None:
@@ -62,11 +71,14 @@ class SupervisorStore:
         self,
         *,
         worker_ids: list[str],
-        record: dict[str, Any] | None,
+        record: SupervisorRecord | None,
         forget: list[str],
         clear_stopped: bool,
-    ) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
+    ) -> tuple[list[Heartbeat | None], list[ControlCommand]]:
         """Publish ``record`` (if given), read heartbeats, pop control commands.
+
+        A heartbeat that does not decode reads as None (no beat: the worker is judged
+        by its last good one); a malformed command is dropped. Each is logged once.
 
         Raises ``redis.RedisError`` / ``OSError`` when Redis cannot be reached.
         """
@@ -83,8 +95,15 @@ class SupervisorStore:
         if record is not None:
             self._publish(pipe, record)
         results = pipe.execute()
-        beats = [_loads(raw) for raw in results[: len(worker_ids)]]
-        commands = [c for c in (_loads(raw) for raw in results[len(worker_ids)] or []) if c]
+        beats = [
+            _loads(Heartbeat.decode, raw, f"the heartbeat of {wid}", self._reported)
+            for wid, raw in zip(worker_ids, results, strict=False)
+        ]
+        commands = [
+            c
+            for raw in results[len(worker_ids)] or []
+            if (c := _loads(ControlCommand.decode, raw, "a control command", set())) is not None
+        ]
         return beats, commands
 
     def _supersede_predecessors(self) -> None:
@@ -95,19 +114,19 @@ class SupervisorStore:
         stale = [
             sid
             for raw in r.hkeys(Keys.supervisors_last())
-            if (sid := raw.decode() if isinstance(raw, bytes) else str(raw)) != self.sid
-            and sid.rsplit(":", 1)[0] == host
+            if (sid := str(raw)) != self.sid and sid.rsplit(":", 1)[0] == host
         ]
         if stale:
             r.hdel(Keys.supervisors_last(), *stale)
 
-    def _publish(self, pipe: Any, record: dict[str, Any]) -> None:
+    def _publish(self, pipe: Any, record: SupervisorRecord) -> None:
         ts = now_ms()
-        pipe.set(Keys.supervisor(self.sid), json.dumps(record), px=self.ttl_ms)
-        if record.get("state") == STOPPED:
+        encoded = record.encode()
+        pipe.set(Keys.supervisor(self.sid), encoded, px=self.ttl_ms)
+        if record.state == STOPPED:
             pipe.hdel(Keys.supervisors_last(), self.sid)  # stopped on purpose: not lost
         else:
-            pipe.hset(Keys.supervisors_last(), self.sid, json.dumps(record))
+            pipe.hset(Keys.supervisors_last(), self.sid, encoded)
         pipe.zadd(Keys.supervisors(), {self.sid: ts})
         pipe.zremrangebyscore(Keys.supervisors(), "-inf", ts - ZSET_HORIZON_MS)
 
@@ -115,7 +134,7 @@ class SupervisorStore:
         """Other supervisors with a fresh record that are not stopping or stopped."""
         r = self.client()
         raw_ids: list[Any] = r.zrangebyscore(Keys.supervisors(), now_ms() - self.ttl_ms, "+inf")
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in raw_ids]
+        ids = [str(i) for i in raw_ids]
         ids = [i for i in ids if i != self.sid]
         if not ids:
             return []
@@ -123,10 +142,11 @@ class SupervisorStore:
         return [
             i
             for i, raw in zip(ids, records, strict=True)
-            if (rec := _loads(raw)) and rec.get("state") in RUNNING_STATES
+            if (rec := _loads(SupervisorRecord.decode, raw, f"the record of {i}", self._reported))
+            and rec.state in RUNNING_STATES
         ]
 
-    def finish(self, *, record: dict[str, Any], forget: list[str]) -> bool:
+    def finish(self, *, record: SupervisorRecord, forget: list[str]) -> bool:
         """Write the final ``stopped`` record; mark the service stopped if we were the last.
 
         Returns True when the ``stopped`` marker was set.

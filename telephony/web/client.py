@@ -30,7 +30,7 @@ from django.utils import timezone
 from telephony import exceptions as exc
 from telephony.models import Call, CallStatus
 from telephony.numbers import validate_destination
-from telephony.protocol import CHANNEL, new_request
+from telephony.protocol import CHANNEL, Reply, Request
 from telephony.services import acall_advance, acall_create_queued
 from telephony.state import ServiceState, state_cache
 
@@ -153,11 +153,11 @@ class TelephonyService:
         started = time.monotonic()
         try:
             reply_to = await layer.new_channel("telephony.reply.")
-            message = new_request(
+            request = Request.new(
                 op, reply_to=reply_to, timeout=timeout, payload=payload, request_id=request_id
             )
             async with _send_slots():
-                await layer.send(CHANNEL, message)
+                await layer.send(CHANNEL, request.encode())
         except ChannelFull as e:
             raise exc.ServiceUnavailable(
                 "Telephony is overloaded; try again shortly.", reason="queue_full"
@@ -165,9 +165,9 @@ class TelephonyService:
         except (redis.RedisError, OSError) as e:
             state_cache.clear()
             raise exc.ServiceUnavailable(reason="redis_unreachable") from e
-        rid = message["request_id"]
+        rid = request.request_id
         try:
-            reply = await _receive_within(
+            message = await _receive_within(
                 layer, reply_to, timeout=timeout - (time.monotonic() - started)
             )
         except TimeoutError as e:
@@ -179,9 +179,12 @@ class TelephonyService:
             state_cache.clear()
             # Unlike a failed send, the request has left: a worker may be executing it.
             raise exc.ServiceUnavailable(reason=REPLY_LOST) from e
-        if reply.get("ok"):
-            return dict(reply.get("result") or {})
-        raise exc.TelephonyError.from_dict(reply.get("error") or {})
+        try:
+            reply = Reply.decode(message)
+        except exc.InvalidRequest as e:  # the worker's fault, not the caller's: a 500
+            logger.error("[Telephony Client] request_id=%s op=%s %s", rid, op, e.message)
+            raise exc.TelephonyError("The worker's reply was malformed.", reason=e.reason) from e
+        return reply.unwrap()
 
     # -- operations ------------------------------------------------------------------------
 

@@ -26,9 +26,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
+from telephony.keys import Keys
 from telephony.models import Call, CallStatus, Credential
-from telephony.protocol import LATENCY_BUCKETS_MS
+from telephony.protocol import LATENCY_BUCKETS_MS, Heartbeat, SupervisorRecord
 from telephony.state import STATES, read_state
 
 logger = logging.getLogger(__name__)
@@ -82,33 +83,29 @@ class RequestMetrics:
         return sorted({op for op, _ in self.requests} | set(self.latency))
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def parse_request_metrics(
-    requests: dict[Any, Any], latency: dict[Any, Any], *, ok: bool = True
+    requests: dict[str, str], latency: dict[str, str], *, ok: bool = True
 ) -> RequestMetrics:
     """Turn the two Redis hashes into :class:`RequestMetrics` (pure, for testing)."""
     out = RequestMetrics(ok=ok)
     for raw_key, raw_value in requests.items():
-        op, _, outcome = _text(raw_key).partition("|")
+        op, _, outcome = raw_key.partition("|")
         try:
-            out.requests[(op, outcome or "unknown")] = int(_text(raw_value))
+            out.requests[(op, outcome or "unknown")] = int(raw_value)
         except ValueError:
             continue
     for raw_key, raw_value in latency.items():
-        op, _, part = _text(raw_key).partition("|")
+        op, _, part = raw_key.partition("|")
         hist = out.latency.setdefault(op, OpLatency())
         try:
             if part == "sum":
-                hist.sum_ms = float(_text(raw_value))
+                hist.sum_ms = float(raw_value)
             elif part == "count":
-                hist.count = int(_text(raw_value))
+                hist.count = int(raw_value)
             elif part == "+Inf":
-                hist.inf = int(_text(raw_value))
+                hist.inf = int(raw_value)
             else:
-                hist.buckets[float(part)] = int(_text(raw_value))
+                hist.buckets[float(part)] = int(raw_value)
         except ValueError:
             continue
     return out
@@ -190,7 +187,7 @@ class TelephonyCollector(Collector):
         yield from self._supervisors(state.supervisors)
         yield from self._workers(state.workers)
 
-    def _supervisors(self, records: list[dict[str, Any]]) -> Iterator[Any]:
+    def _supervisors(self, records: list[SupervisorRecord]) -> Iterator[Any]:
         restarts = CounterMetricFamily(
             "telephony_worker_restarts",
             "Worker restarts by each supervisor since it started (lost ones included).",
@@ -202,15 +199,14 @@ class TelephonyCollector(Collector):
         )  # fmt: skip
         counts: dict[str, int] = {}
         for rec in records:
-            restarts.add_metric([str(rec.get("id", ""))], float(rec.get("restarts") or 0))
-            key = str(rec.get("state", "unknown"))
-            counts[key] = counts.get(key, 0) + 1
+            restarts.add_metric([rec.id], float(rec.restarts))
+            counts[rec.state] = counts.get(rec.state, 0) + 1
         for key, n in sorted(counts.items()):
             states.add_metric([key], float(n))
         yield restarts
         yield states
 
-    def _workers(self, workers: list[dict[str, Any]]) -> Iterator[Any]:
+    def _workers(self, workers: list[Heartbeat]) -> Iterator[Any]:
         breaker = GaugeMetricFamily(
             "telephony_breaker_state",
             "1 for each worker's current provider circuit state.",
@@ -228,14 +224,11 @@ class TelephonyCollector(Collector):
             "telephony_worker_rss_bytes", "Resident memory of each worker.", labels=["worker"]
         )
         for w in workers:
-            wid = str(w.get("id", ""))
-            current = str(w.get("breaker", "closed"))
             for name in BREAKER_STATES:
-                breaker.add_metric([wid, name], 1.0 if current == name else 0.0)
-            detail = w.get("breaker_detail") or {}
-            failure.add_metric([wid], float(detail.get("failure_rate") or 0.0))
-            in_flight.add_metric([wid], float(w.get("in_flight") or 0))
-            rss.add_metric([wid], float(w.get("rss_mb") or 0.0) * 1048576)
+                breaker.add_metric([w.id, name], 1.0 if w.breaker == name else 0.0)
+            failure.add_metric([w.id], w.breaker_detail.failure_rate)
+            in_flight.add_metric([w.id], float(w.in_flight))
+            rss.add_metric([w.id], w.rss_mb * 1048576)
         forced = GaugeMetricFamily(
             "telephony_breaker_forced",
             "1 when an operator forced the provider circuit into this state.",
@@ -281,7 +274,7 @@ def read_forced_breaker() -> str | None:
         value = get_redis().get(Keys.breaker_forced())
     except (redis.RedisError, OSError):
         return None
-    mode = _text(value) if value else None
+    mode = value or None
     return mode if mode in ("open", "closed") else None
 
 

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from telephony.protocol import BreakerDetail
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
@@ -107,16 +109,16 @@ class CircuitBreaker:
         self._outcomes.clear()
         self.opened_count += 1
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> BreakerDetail:
         """What the heartbeat publishes."""
-        return {
-            "state": self.state,
-            "forced": self.forced,
-            "failure_rate": round(self.failure_rate, 3),
-            "slow_rate": round(self.slow_rate, 3),
-            "calls": len(self._outcomes),
-            "opened_count": self.opened_count,
-        }
+        return BreakerDetail(
+            state=self.state,
+            forced=self.forced,
+            failure_rate=round(self.failure_rate, 3),
+            slow_rate=round(self.slow_rate, 3),
+            calls=len(self._outcomes),
+            opened_count=self.opened_count,
+        )
 
 
 def breaker_from_settings() -> CircuitBreaker:

@@ -31,8 +31,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from telephony.connections import Keys, get_async_redis, release_lock
+from telephony.connections import get_async_redis, release_lock
 from telephony.exceptions import TelephonyError
+from telephony.keys import Keys
 from telephony.models import Credential
 from telephony.services import aservice_event
 from telephony.worker.adapter import TelnyxAdapter
@@ -277,7 +278,7 @@ async def credential_hygiene(
     interval = float(settings.TELEPHONY_CREDENTIAL_HYGIENE_INTERVAL)
     if interval <= 0:
         return None
-    lock, due = f"{Keys.prefix()}:lock:credential_hygiene", f"{Keys.prefix()}:credential_hygiene"
+    lock, due = Keys.lock("credential_hygiene"), Keys.hygiene_due()
     token = uuid.uuid4().hex
     run_id = f"hygiene-{token[:12]}"
     try:

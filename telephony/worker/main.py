@@ -16,7 +16,6 @@ stops beating, which is how the supervisor tells a hung worker from a busy one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -28,14 +27,16 @@ from typing import Any
 import psutil
 import redis
 from asgiref.sync import sync_to_async
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 
 from telephony import exceptions as exc
-from telephony.connections import Keys, get_async_redis
-from telephony.layers import receive_or_idle
-from telephony.protocol import CHANNEL, error_reply, ok_reply, validate_request
+from telephony.connections import get_async_redis
+from telephony.keys import Keys
+from telephony.layers import TelephonyChannelLayer
+from telephony.protocol import CHANNEL, Heartbeat, Reply, Request
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
@@ -59,7 +60,7 @@ class TelephonyWorker:
         self,
         *,
         adapter: TelnyxAdapter | None = None,
-        layer: BaseChannelLayer | None = None,
+        layer: TelephonyChannelLayer | None = None,
         concurrency: int | None = None,
         clock: Callable[[], float] = time.time,
         spare: bool = False,
@@ -70,6 +71,11 @@ class TelephonyWorker:
         self.concurrency = concurrency or int(settings.TELEPHONY_WORKER_CONCURRENCY)
         self.clock = clock
         self.layer = layer or get_channel_layer()
+        if not hasattr(self.layer, "receive_or_idle"):
+            raise ImproperlyConfigured(
+                f"CHANNEL_LAYERS must use {TelephonyChannelLayer.__module__}."
+                f"{TelephonyChannelLayer.__name__} (the worker's intake needs receive_or_idle)"
+            )
         self.adapter = adapter or TelnyxAdapter(
             api_key=settings.TELNYX_API_KEY,
             base_url=settings.TELNYX_BASE_URL,
@@ -190,7 +196,7 @@ class TelephonyWorker:
         while not self._stop.is_set():
             await self._slots.acquire()
             try:
-                message = await receive_or_idle(self.layer, CHANNEL, idle=INTAKE_IDLE)
+                message = await self.layer.receive_or_idle(CHANNEL, idle=INTAKE_IDLE)
             except asyncio.CancelledError:
                 self._slots.release()
                 raise
@@ -216,10 +222,11 @@ class TelephonyWorker:
 
     async def _handle(self, message: Any) -> None:
         try:
-            op, rid, reply_to, deadline, payload = validate_request(message)
+            request = Request.decode(message)
         except exc.InvalidRequest as e:
             logger.warning("[Telephony Worker] malformed request dropped: %s", e.message)
             return
+        op, rid, deadline = request.op, request.request_id, request.deadline_s
         remaining = deadline - self.clock()
         if remaining < MIN_START_BUDGET:
             self.stats.dropped_late += 1
@@ -252,8 +259,8 @@ class TelephonyWorker:
         ctx = RequestContext(request_id=rid, deadline=deadline)
         try:
             async with asyncio.timeout(remaining):
-                result = await self.handlers[op](ctx, payload)
-            reply = ok_reply(rid, result)
+                result = await self.handlers[op](ctx, request.payload)
+            reply = Reply.success(rid, result)
             self.stats.handled += 1
             code = "ok"
         except TimeoutError:
@@ -270,49 +277,50 @@ class TelephonyWorker:
             self.stats.in_flight -= 1
         self.stats.record(op, time.monotonic() - started, code)
         try:
-            await self.layer.send(reply_to, reply)
+            await self.layer.send(request.reply_to, reply.encode())
         except Exception as e:
             logger.warning("[Telephony Worker] request_id=%s reply lost: %s", rid, type(e).__name__)
 
-    def _failed(self, rid: str, op: str, err: exc.TelephonyError) -> tuple[dict[str, Any], str]:
+    def _failed(self, rid: str, op: str, err: exc.TelephonyError) -> tuple[Reply, str]:
         self.stats.failed += 1
         self.stats.handled += 1
         self.stats.last_error = err.reason
         logger.info("[Telephony Worker] request_id=%s op=%s failed: %s", rid, op, err.reason)
-        return error_reply(rid, err), err.reason
+        return Reply.failure(rid, err), err.reason
 
     # -- heartbeat and housekeeping -------------------------------------------------------
 
-    def heartbeat(self) -> dict[str, Any]:
+    def heartbeat(self) -> Heartbeat:
         """The record the supervisor and ``status()`` read."""
         host, pid = self.worker_id.rsplit(":", 1)
-        return {
-            "id": self.worker_id,
-            "host": host,
-            "pid": int(pid),
-            "supervisor_id": self.supervisor_id,
-            "started_at": self.started_at,
-            "beat_at": now_ms(),
-            "handled": self.stats.handled,
-            "failed": self.stats.failed,
-            "dropped_late": self.stats.dropped_late,
-            "duplicates": self.stats.duplicates,
-            "in_flight": self.stats.in_flight,
-            "rss_mb": round(self._process.memory_info().rss / 1048576, 1),
-            "last_error": self.stats.last_error,
-            "breaker": self.adapter.breaker.state,
-            "breaker_detail": self.adapter.breaker.snapshot(),
-            "latency": self.stats.summary(),
-            "concurrency": self.concurrency,
-            "draining": self.draining,
-            "spare": self.spare,
-        }
+        breaker = self.adapter.breaker
+        return Heartbeat(
+            id=self.worker_id,
+            host=host,
+            pid=int(pid),
+            supervisor_id=self.supervisor_id,
+            started_at=self.started_at,
+            beat_at=now_ms(),
+            handled=self.stats.handled,
+            failed=self.stats.failed,
+            dropped_late=self.stats.dropped_late,
+            duplicates=self.stats.duplicates,
+            in_flight=self.stats.in_flight,
+            rss_mb=round(self._process.memory_info().rss / 1048576, 1),
+            last_error=self.stats.last_error,
+            breaker=breaker.state,
+            breaker_detail=breaker.snapshot(),
+            latency=self.stats.summary(),
+            concurrency=self.concurrency,
+            draining=self.draining,
+            spare=self.spare,
+        )
 
     async def _beat(self) -> None:
         r = get_async_redis()
         ttl = int(float(settings.TELEPHONY_HEARTBEAT_TIMEOUT) * 1000)
         pipe = r.pipeline(transaction=False)
-        pipe.set(Keys.worker(self.worker_id), json.dumps(self.heartbeat()), px=ttl)
+        pipe.set(Keys.worker(self.worker_id), self.heartbeat().encode(), px=ttl)
         pipe.zadd(Keys.workers(), {self.worker_id: now_ms()})
         pipe.zremrangebyscore(Keys.workers(), "-inf", now_ms() - 3_600_000)
         pipe.get(Keys.breaker_forced())
@@ -324,7 +332,6 @@ class TelephonyWorker:
             self.stats.restore_pending(pending)
             raise
         forced = results[3]
-        forced = forced.decode() if isinstance(forced, bytes) else forced
         self.adapter.breaker.forced = forced if forced in ("open", "closed") else None
 
     @staticmethod

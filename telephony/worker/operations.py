@@ -20,8 +20,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from telephony import exceptions as exc
-from telephony.connections import Keys, get_async_redis, release_lock
+from telephony.connections import get_async_redis, release_lock
 from telephony.events import push_call
+from telephony.keys import Keys
 from telephony.models import Call, CallStatus, Credential
 from telephony.services import acall_advance, acall_fill, aservice_event
 from telephony.worker.adapter import TelnyxAdapter
@@ -175,7 +176,7 @@ class Operations:
         return deleted
 
     def _user_lock(self, ctx: RequestContext, user_id: int) -> _RedisLock:
-        return _RedisLock(f"{Keys.prefix()}:lock:credential:{user_id}", ctx)
+        return _RedisLock(Keys.lock(f"credential:{user_id}"), ctx)
 
     # -- calls -------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from telephony.connections import Keys, get_async_redis, release_lock
+from telephony.connections import get_async_redis, release_lock
 from telephony.exceptions import TelephonyError
+from telephony.keys import Keys
 from telephony.models import Call, CallStatus
 from telephony.services import acall_advance
 from telephony.worker.operations import Operations
@@ -36,7 +37,7 @@ PER_CALL_TIMEOUT = 5.0
 async def reconcile_once(ops: Operations, *, grace: timedelta = GRACE) -> int:
     """One pass; returns how many calls it looked at. Only one worker runs it at a time."""
     r = get_async_redis()
-    lock = f"{Keys.prefix()}:lock:reconciler"
+    lock = Keys.lock("reconciler")
     token = str(uuid.uuid4())
     if not await r.set(lock, token, nx=True, px=60_000):
         return 0

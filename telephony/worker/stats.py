@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
 
-from telephony.protocol import LATENCY_BUCKETS_MS
+from telephony.protocol import LATENCY_BUCKETS_MS, LatencySummary
 
 Pending = tuple["Counter[str]", "Counter[str]", "defaultdict[str, float]"]
 
@@ -54,7 +53,8 @@ class WorkerStats:
         for name, ms in pending[2].items():
             self.pending_latency_sum[name] += ms
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> LatencySummary:
+        """The recent window as the heartbeat publishes it."""
         lat = sorted(ms for _, ms, _ in self.recent)
 
         def pct(p: float) -> float | None:
@@ -64,4 +64,4 @@ class WorkerStats:
         for _, _, code in self.recent:
             if code != "ok":
                 errors[code] = errors.get(code, 0) + 1
-        return {"window": len(lat), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "errors": errors}
+        return LatencySummary(window=len(lat), p50_ms=pct(0.5), p99_ms=pct(0.99), errors=errors)

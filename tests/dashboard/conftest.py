@@ -4,10 +4,10 @@ supervisor when the behaviour lives in the processes."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +15,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
+from telephony.keys import Keys
+from telephony.protocol import (
+    BreakerDetail,
+    Heartbeat,
+    LastEvent,
+    LatencySummary,
+    SupervisorRecord,
+    WorkerSummary,
+)
 from telephony.state import now_ms
 from tests.helpers import ProcessTracker
 from tests.telephony.test_supervisor import FAST, sid, wait_ready
@@ -67,68 +76,60 @@ def put_supervisor(
     state: str = "running",
     desired: int = 1,
     restarts: int = 0,
-    workers: list[dict[str, Any]] | None = None,
+    workers: list[WorkerSummary] | None = None,
     lost: bool = False,
-) -> dict[str, Any]:
+) -> SupervisorRecord:
     """A supervisor record as ``SupervisorStore`` publishes it (``lost``: it expired
     without saying it stopped, 30 s ago)."""
     host, pid = supervisor_id.rsplit(":", 1)
     ts = now_ms() - (30_000 if lost else 0)
-    rec = {
-        "id": supervisor_id,
-        "host": host,
-        "pid": int(pid),
-        "state": state,
-        "desired": desired,
-        "alive": len(workers or []),
-        "restarts": restarts,
-        "restarts_in_window": min(restarts, 3),
-        "workers": workers or [],
-        "last_event": {"kind": "worker_started", "message": "Worker started", "at": ts},
-        "started_at": ts - 3_600_000,
-        "updated_at": ts,
-    }
+    rec = SupervisorRecord(
+        id=supervisor_id,
+        host=host,
+        pid=int(pid),
+        state=state,
+        desired=desired,
+        alive=len(workers or []),
+        restarts=restarts,
+        restarts_in_window=min(restarts, 3),
+        workers=tuple(workers or ()),
+        last_event=LastEvent(kind="worker_started", message="Worker started", at=ts),
+        started_at=ts - 3_600_000,
+        updated_at=ts,
+    )
     r = get_redis()
     if not lost:
-        r.set(Keys.supervisor(supervisor_id), json.dumps(rec), px=3000)
-    r.hset(Keys.supervisors_last(), supervisor_id, json.dumps(rec))
+        r.set(Keys.supervisor(supervisor_id), rec.encode(), px=3000)
+    r.hset(Keys.supervisors_last(), supervisor_id, rec.encode())
     r.zadd(Keys.supervisors(), {supervisor_id: ts})
     return rec
 
 
 def put_worker(
     worker_id: str, *, supervisor_id: str = "", beat_age_ms: int = 0, **fields: Any
-) -> dict[str, Any]:
-    """A worker heartbeat as ``TelephonyWorker._beat`` writes it."""
+) -> Heartbeat:
+    """A worker heartbeat as ``TelephonyWorker._beat`` writes it (``fields`` override)."""
     host, pid = worker_id.rsplit(":", 1)
     beat = now_ms() - beat_age_ms
-    rec = {
-        "id": worker_id,
-        "host": host,
-        "pid": int(pid),
-        "supervisor_id": supervisor_id,
-        "started_at": beat - 125_000,
-        "beat_at": beat,
-        "handled": 40,
-        "failed": 2,
-        "in_flight": 1,
-        "rss_mb": 88.4,
-        "last_error": "timeout",
-        "breaker": "closed",
-        "breaker_detail": {
-            "state": "closed",
-            "forced": None,
-            "failure_rate": 0.05,
-            "slow_rate": 0.0,
-            "calls": 20,
-            "opened_count": 0,
-        },
-        "latency": {"window": 40, "p50_ms": 4.0, "p99_ms": 30.0, "errors": {"timeout": 2}},
-        "draining": False,
-        **fields,
-    }
+    rec = Heartbeat(
+        id=worker_id,
+        host=host,
+        pid=int(pid),
+        supervisor_id=supervisor_id,
+        started_at=beat - 125_000,
+        beat_at=beat,
+        handled=40,
+        failed=2,
+        in_flight=1,
+        rss_mb=88.4,
+        last_error="timeout",
+        breaker="closed",
+        breaker_detail=BreakerDetail(failure_rate=0.05, calls=20),
+        latency=LatencySummary(window=40, p50_ms=4.0, p99_ms=30.0, errors={"timeout": 2}),
+    )
+    rec = replace(rec, **fields)
     r = get_redis()
-    r.set(Keys.worker(worker_id), json.dumps(rec), px=3000)
+    r.set(Keys.worker(worker_id), rec.encode(), px=3000)
     r.zadd(Keys.workers(), {worker_id: beat})
     return rec
 

@@ -7,9 +7,11 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
+from telephony.keys import Keys
 from telephony.models import ServiceEvent
 from telephony.procutil import wait_for
+from telephony.protocol import ControlCommand
 from telephony.state import READY, UNAVAILABLE, read_state
 from tests.dashboard.conftest import client_for, put_supervisor
 from tests.telephony.test_supervisor import START, events, wait_ready, worker_pids
@@ -102,7 +104,11 @@ def test_actions__force_the_circuit_open_then_back_to_automatic_audited(operator
 def test_actions__superusers_have_the_permission(admin_client, admin_user) -> None:
     put_supervisor("h1:1")
     assert confirmed(admin_client, "reset").status_code == HTTPStatus.FOUND
-    assert [c for c in get_redis().lrange(Keys.control("h1:1"), 0, -1) if b'"reset"' in c]
+    assert [
+        c
+        for c in get_redis().lrange(Keys.control("h1:1"), 0, -1)
+        if ControlCommand.decode(c).cmd == "reset"
+    ]
     assert ServiceEvent.objects.get(kind="control_reset").user == admin_user
 
 

@@ -11,8 +11,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from telephony.connections import Keys, get_redis, reset_clients
+from telephony.connections import get_redis, reset_clients
+from telephony.keys import Keys
 from telephony.models import Call, CallStatus, Credential, ServiceEvent
+from telephony.protocol import LatencySummary, WorkerSummary
 from tests.dashboard.conftest import client_for, put_supervisor, put_worker, sid
 from tests.telephony.test_supervisor import wait_events
 
@@ -86,16 +88,16 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     settings.TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = 4
     settings.TELEPHONY_HEARTBEAT_INTERVAL = 1.0
     put_supervisor("alpha:10", desired=2, restarts=5, workers=[
-        {"pid": 11, "worker_id": "alpha:11", "started_at": 1, "restarts": 0, "role": "active",
-         "ready": True},
-        {"pid": 12, "worker_id": "alpha:12", "started_at": 1, "restarts": 0, "role": "active",
-         "ready": False},
+        WorkerSummary(pid=11, worker_id="alpha:11", started_at=1, ready=True),
+        WorkerSummary(pid=12, worker_id="alpha:12", started_at=1, ready=False),
     ])  # fmt: skip
     put_supervisor("beta:20", desired=1, state="running")
     put_supervisor("gamma:30", desired=1, lost=True)
     put_worker("alpha:11", supervisor_id="alpha:10")
     put_worker("beta:21", supervisor_id="beta:20", beat_age_ms=2500, breaker="open")
-    put_worker("alpha:13", supervisor_id="alpha:10", spare=True, handled=0, latency={})
+    put_worker(
+        "alpha:13", supervisor_id="alpha:10", spare=True, handled=0, latency=LatencySummary()
+    )
     get_redis().hset(
         Keys.metric_requests(), mapping={"health.ping|ok": 7, "call.dial|provider_error": 2}
     )

@@ -10,7 +10,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from prometheus_client.parser import text_string_to_metric_families
 
-from telephony.connections import Keys, get_redis, reset_clients
+from telephony.connections import get_redis, reset_clients
+from telephony.keys import Keys
 from telephony.models import Call, CallStatus
 from telephony.web.client import get_telephony_service
 from tests.dashboard.conftest import put_supervisor, put_worker, sid

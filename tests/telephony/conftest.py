@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,8 +12,10 @@ import pytest
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
 from devserver.sandbox.control import SandboxProcess
-from telephony.connections import Keys, get_async_redis, get_redis
+from telephony.connections import get_async_redis, get_redis
+from telephony.keys import Keys
 from telephony.procutil import wait_for
+from telephony.protocol import Heartbeat
 from telephony.state import now_ms
 from telephony.worker import main as worker_main
 from telephony.worker.main import TelephonyWorker
@@ -72,18 +73,18 @@ def fake_ready_worker() -> None:
     r = get_redis()
     r.set(
         Keys.worker("ghost:1"),
-        json.dumps({"id": "ghost:1", "pid": 1, "breaker": "closed"}),
+        Heartbeat(id="ghost:1", pid=1).encode(),
         px=60_000,
     )
     r.zadd(Keys.workers(), {"ghost:1": now_ms() + 60_000})
 
 
-def worker_beat(pid: int) -> dict[str, Any] | None:
+def worker_beat(pid: int) -> Heartbeat | None:
     """The live heartbeat of the worker with this pid, if any."""
     for key in get_redis().scan_iter(match=Keys.worker("*")):
         raw = get_redis().get(key)
-        if raw and json.loads(raw).get("pid") == pid:
-            return json.loads(raw)
+        if raw and (beat := Heartbeat.decode(raw)).pid == pid:
+            return beat
     return None
 
 

@@ -93,4 +93,4 @@ def test_breaker__operator_can_force_it() -> None:
     assert b.state == CLOSED and b.allow()
     b.forced = None
     assert b.state == CLOSED
-    assert b.snapshot()["opened_count"] == 0
+    assert b.snapshot().opened_count == 0

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from devserver.sandbox.control import SandboxProcess
 from telephony import exceptions as exc
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
+from telephony.keys import Keys
 from telephony.models import Credential, ServiceEvent
 from telephony.procutil import wait_for
 from telephony.web.client import get_telephony_service
@@ -388,7 +389,7 @@ async def test_hygiene__worker_deletes_expired_once_per_interval(
     assert row.deleted_reason == "expired" and row.deleted_at is not None
     event = await ServiceEvent.objects.filter(kind="credentials_cleaned").afirst()
     assert event is not None and event.data["deleted"] == [expired["id"]]
-    ttl = get_redis().pttl(f"{Keys.prefix()}:credential_hygiene")
+    ttl = get_redis().pttl(Keys.hygiene_due())
     assert 3_500_000 < ttl <= 3_600_000  # the next pass is an hour away
 
     later = make_remote(telnyx, expires_in=-60)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import logging
 
 import pytest
 
-from telephony.connections import Keys, get_redis
+from telephony.connections import get_redis
+from telephony.keys import Keys
+from telephony.protocol import Heartbeat, SupervisorRecord
 from telephony.state import (
     DEGRADED,
     FAILED,
@@ -32,7 +34,11 @@ def _state(sups=(), workers=(), forced=None, stopped=False):
 
 
 def _w(breaker="closed", draining=False, spare=False):
-    return {"id": "h:1", "breaker": breaker, "draining": draining, "spare": spare}
+    return Heartbeat(id="h:1", breaker=breaker, draining=draining, spare=spare)
+
+
+def _sup(state, desired, sid="h:1"):
+    return SupervisorRecord(id=sid, state=state, desired=desired)
 
 
 @pytest.mark.parametrize(
@@ -40,29 +46,29 @@ def _w(breaker="closed", draining=False, spare=False):
     [
         ([], [], None, False, UNAVAILABLE),
         ([], [], None, True, STOPPED),
-        ([{"state": "starting", "desired": 2}], [], None, False, STARTING),
-        ([{"state": "failed", "desired": 2}], [], None, False, FAILED),
-        ([{"state": "running", "desired": 2}], [_w(), _w()], None, False, READY),
-        ([{"state": "running", "desired": 2}], [_w()], None, False, DEGRADED),
-        ([{"state": "running", "desired": 2}], [_w(), _w(draining=True)], None, False, DEGRADED),
+        ([_sup("starting", 2)], [], None, False, STARTING),
+        ([_sup("failed", 2)], [], None, False, FAILED),
+        ([_sup("running", 2)], [_w(), _w()], None, False, READY),
+        ([_sup("running", 2)], [_w()], None, False, DEGRADED),
+        ([_sup("running", 2)], [_w(), _w(draining=True)], None, False, DEGRADED),
         # An idle spare takes no requests: it neither serves nor makes up for a missing worker.
-        ([{"state": "running", "desired": 2}], [_w(), _w(spare=True)], None, False, DEGRADED),
-        ([{"state": "running", "desired": 1}], [_w(spare=True)], None, False, UNAVAILABLE),
-        ([{"state": "running", "desired": 1}], [_w("open")], None, False, UNAVAILABLE),
-        ([{"state": "running", "desired": 2}], [_w("open"), _w()], None, False, DEGRADED),
-        ([{"state": "running", "desired": 2}], [_w("half_open"), _w()], None, False, DEGRADED),
-        ([{"state": "running", "desired": 1}], [_w()], "open", False, UNAVAILABLE),
-        ([{"state": "running", "desired": 1}], [_w("open")], "closed", False, READY),
+        ([_sup("running", 2)], [_w(), _w(spare=True)], None, False, DEGRADED),
+        ([_sup("running", 1)], [_w(spare=True)], None, False, UNAVAILABLE),
+        ([_sup("running", 1)], [_w("open")], None, False, UNAVAILABLE),
+        ([_sup("running", 2)], [_w("open"), _w()], None, False, DEGRADED),
+        ([_sup("running", 2)], [_w("half_open"), _w()], None, False, DEGRADED),
+        ([_sup("running", 1)], [_w()], "open", False, UNAVAILABLE),
+        ([_sup("running", 1)], [_w("open")], "closed", False, READY),
         # Two supervisors add up; one failed while the other serves is degraded, not failed.
         (
-            [{"state": "running", "desired": 1}, {"state": "failed", "desired": 1}],
+            [_sup("running", 1), _sup("failed", 1)],
             [_w()],
             None,
             False,
             DEGRADED,
         ),
         (
-            [{"state": "running", "desired": 1}, {"state": "running", "desired": 1}],
+            [_sup("running", 1), _sup("running", 1)],
             [_w(), _w()],
             None,
             False,
@@ -77,7 +83,7 @@ def test_compute_state__rules(sups, workers, forced, stopped, expected) -> None:
 
 
 def test_state__public_shape() -> None:
-    body = _state([{"state": "running", "desired": 2}], [_w()]).public()
+    body = _state([_sup("running", 2)], [_w()]).public()
     assert body == {
         "status": DEGRADED,
         "healthy": True,
@@ -90,7 +96,7 @@ def _beat(worker_id: str, age_ms: int = 0, ttl_ms: int = 3000, **extra) -> None:
     r = get_redis()
     r.set(
         Keys.worker(worker_id),
-        json.dumps({"id": worker_id, "breaker": "closed", **extra}),
+        Heartbeat(id=worker_id, **extra).encode(),
         px=ttl_ms,
     )
     r.zadd(Keys.workers(), {worker_id: now_ms() - age_ms})
@@ -111,7 +117,7 @@ def test_read_state__adds_up_supervisors_across_hosts() -> None:
     for sid, desired in (("host1:10", 2), ("host2:20", 1)):
         r.set(
             Keys.supervisor(sid),
-            json.dumps({"id": sid, "state": "running", "desired": desired}),
+            _sup("running", desired, sid).encode(),
             px=3000,
         )
         r.zadd(Keys.supervisors(), {sid: now_ms()})
@@ -142,9 +148,9 @@ async def test_state_cache__serves_a_reading_within_its_ttl(settings) -> None:
 
 
 def test_compute_state__a_lost_supervisor_keeps_its_workers_desired() -> None:
-    lost = [{"id": "host2:9", "state": "running", "desired": 1}]
+    lost = [_sup("running", 1, "host2:9")]
     state = compute_state(
-        supervisors=[{"state": "running", "desired": 1}],
+        supervisors=[_sup("running", 1)],
         workers=[_w()],
         forced_breaker=None,
         stopped=False,
@@ -152,14 +158,14 @@ def test_compute_state__a_lost_supervisor_keeps_its_workers_desired() -> None:
         lost=lost,
     )
     assert (state.status, state.alive, state.desired) == (DEGRADED, 1, 2)
-    assert state.supervisors[-1]["state"] == "lost"
+    assert state.supervisors[-1].state == "lost"
 
 
 def test_read_state__supervisor_gone_without_stopping_is_lost_not_forgotten(settings) -> None:
     settings.TELEPHONY_HEARTBEAT_TIMEOUT = 3.0
     r = get_redis()
     for sid in ("h1:1", "h2:2"):
-        rec = json.dumps({"id": sid, "state": "running", "desired": 1})
+        rec = _sup("running", 1, sid).encode()
         r.set(Keys.supervisor(sid), rec, px=3000)
         r.hset(Keys.supervisors_last(), sid, rec)
     r.zadd(Keys.supervisors(), {"h1:1": now_ms(), "h2:2": now_ms() - 10_000})  # h2 went quiet
@@ -170,3 +176,20 @@ def test_read_state__supervisor_gone_without_stopping_is_lost_not_forgotten(sett
     # Stopped on purpose instead: its entry is gone, nothing is missing.
     r.hdel(Keys.supervisors_last(), "h2:2")
     assert read_state().status == READY
+
+
+def test_read_state__a_malformed_heartbeat_reads_as_absent_and_is_logged_once(caplog) -> None:
+    _beat("a:1")
+    r = get_redis()
+    r.set(Keys.worker("bad:2"), '{"id": "bad:2", "handled": "many"}', px=3000)
+    r.zadd(Keys.workers(), {"bad:2": now_ms()})
+    r.set(Keys.worker("junk:3"), "not json", px=3000)
+    r.zadd(Keys.workers(), {"junk:3": now_ms()})
+    with caplog.at_level(logging.WARNING, logger="telephony.state"):
+        first, second = read_state(), read_state()
+    assert [w.id for w in first.workers] == ["a:1"] and (first.status, first.alive) == (READY, 1)
+    assert [w.id for w in second.workers] == ["a:1"]
+    logged = [rec.getMessage() for rec in caplog.records]
+    assert len(logged) == 2, logged  # one line per bad key, not one per read
+    assert any("bad:2" in line and "handled" in line for line in logged)
+    assert all("many" not in line for line in logged)  # the reason, never the raw value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -15,16 +14,17 @@ from typing import Any
 import pytest
 
 from devserver.embedded_redis import EmbeddedRedis
-from telephony.connections import Keys, get_redis, reset_clients
+from telephony.connections import get_redis, reset_clients
+from telephony.keys import Keys
 from telephony.layers import channel_layers_config
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
+from telephony.protocol import Heartbeat, SupervisorRecord
 from telephony.state import (
     DEGRADED,
     READY,
     STOPPED,
     ServiceState,
-    is_serving,
     now_ms,
     read_state,
 )
@@ -67,30 +67,28 @@ def sid(sup: subprocess.Popen[bytes]) -> str:
     return f"{HOST}:{sup.pid}"
 
 
-def record(sup: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+def record(sup: subprocess.Popen[bytes]) -> SupervisorRecord | None:
     raw = get_redis().get(Keys.supervisor(sid(sup)))
-    return json.loads(raw) if raw else None
+    return SupervisorRecord.decode(raw) if raw else None
 
 
 def worker_pids(sup: subprocess.Popen[bytes], state: ServiceState | None = None) -> list[int]:
     """Pids of this supervisor's live (heartbeating, serving) workers."""
     state = state or read_state()
-    return sorted(
-        int(w["pid"]) for w in state.workers if w.get("supervisor_id") == sid(sup) and is_serving(w)
-    )
+    return sorted(w.pid for w in state.workers if w.supervisor_id == sid(sup) and w.serving)
 
 
 def spare_pids(sup: subprocess.Popen[bytes]) -> list[int]:
     """Pids of this supervisor's idle spares (loaded, beating, taking no requests)."""
     return sorted(
-        int(w["pid"])
+        w.pid
         for w in read_state().workers
-        if w.get("supervisor_id") == sid(sup) and w.get("spare") and not w.get("draining")
+        if w.supervisor_id == sid(sup) and w.spare and not w.draining
     )
 
 
-def beat_of(pid: int) -> dict[str, Any]:
-    return next(w for w in read_state().workers if int(w["pid"]) == pid)
+def beat_of(pid: int) -> Heartbeat:
+    return next(w for w in read_state().workers if w.pid == pid)
 
 
 def wait_ready(
@@ -100,10 +98,11 @@ def wait_ready(
 
     def ready() -> bool:
         state = read_state()
-        rec = next((s for s in state.supervisors if s["id"] == sid(sup)), {})
+        rec = next((s for s in state.supervisors if s.id == sid(sup)), None)
         return (
             state.status == READY
-            and rec.get("state") == "running"  # it has seen its workers beat, too
+            and rec is not None
+            and rec.state == "running"  # it has seen its workers beat, too
             and len(worker_pids(sup, state)) == workers
         )
 
@@ -119,8 +118,8 @@ def settle(pids: list[int]) -> None:
     cancellation (a worker bug, reported); the supervisor SIGKILLs such a worker after its
     grace, but an orphan has nobody to do that. Waits for a second beat of each.
     """
-    first = {pid: beat_of(pid)["beat_at"] for pid in pids}
-    wait_until(lambda: all(beat_of(p)["beat_at"] > first[p] for p in pids), timeout=10)
+    first = {pid: beat_of(pid).beat_at for pid in pids}
+    wait_until(lambda: all(beat_of(p).beat_at > first[p] for p in pids), timeout=10)
 
 
 def events(kind: str, **filters: Any) -> list[ServiceEvent]:
@@ -154,7 +153,7 @@ def test_supervisor__replaces_a_worker_killed_with_sigkill(procs, sup_env) -> No
     assert exited.data["signal"] == "SIGKILL" and exited.data["expected"] is False
     restarted = wait_events("worker_restarted")[0]
     assert restarted.data["replaces"] == f"{HOST}:{victim}"
-    assert record(sup)["restarts"] == 1
+    assert getattr(record(sup), "restarts", None) == 1
 
 
 @pytest.fixture
@@ -197,7 +196,7 @@ def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None
     # The survivor was not judged hung for the beats it could not write meanwhile.
     assert wait_ready(procs, sup, 2) == pids and survivor in pids and victim not in pids
     rec = record(sup)
-    assert rec["state"] == "running" and rec["restarts_in_window"] == 1
+    assert rec is not None and (rec.state, rec.restarts_in_window) == ("running", 1)
     wait_events("redis_unreachable")
     wait_events("redis_restored")
     assert not events("worker_hung")
@@ -268,7 +267,7 @@ def test_supervisor__one_of_two_killed_stays_degraded_until_it_returns(procs, su
     # Its record expires a heartbeat timeout after its last write: then it counts as lost.
     def a_is_lost() -> ServiceState | None:
         state = read_state()
-        return state if [r["state"] for r in state.supervisors].count("lost") == 1 else None
+        return state if [r.state for r in state.supervisors].count("lost") == 1 else None
 
     state = wait_until(a_is_lost, timeout=10)
     assert (state.status, state.alive, state.desired) == (DEGRADED, 1, 2)
@@ -297,7 +296,7 @@ def test_event_sink__writes_events_and_records_a_state_change_once() -> None:
     assert (started.supervisor_id, started.worker_id, started.data) == ("h:1", "h:5", {"at": 7})
     assert [e.state for e in events("state_changed")] == ["unavailable"]
     r = get_redis()
-    r.set(Keys.worker("h:9"), json.dumps({"id": "h:9", "breaker": "closed"}), px=60_000)
+    r.set(Keys.worker("h:9"), Heartbeat(id="h:9").encode(), px=60_000)
     r.zadd(Keys.workers(), {"h:9": now_ms() + 60_000})
     for sid_ in ("h:1", "h:2"):
         s = sink(sid_)

@@ -9,16 +9,17 @@ and hang detection are judged here in milliseconds. What only real processes sho
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from telephony import control
-from telephony.connections import Keys, get_redis
-from telephony.protocol import FAILED, RUNNING
+from telephony.connections import get_redis
+from telephony.keys import Keys
+from telephony.protocol import FAILED, RUNNING, Heartbeat
 from telephony.state import now_ms
 from telephony.supervisor.loop import Supervisor
 from telephony.supervisor.policy import PolicyConfig, SupervisorConfig
@@ -52,9 +53,15 @@ class FakeProc:
 
     def beat(self, *, age_ms: int = 0, **fields: Any) -> None:
         """Write this worker's heartbeat, as ``TelephonyWorker._beat`` does."""
-        beat = {"id": self.worker_id, "pid": self.pid, "beat_at": now_ms() - age_ms}
-        beat.update({"handled": 0, "rss_mb": 50.0, "spare": self.spare, **fields})
-        get_redis().set(Keys.worker(self.worker_id), json.dumps(beat), px=60_000)
+        beat = Heartbeat(
+            id=self.worker_id,
+            host=HOST,
+            pid=self.pid,
+            beat_at=now_ms() - age_ms,
+            rss_mb=50.0,
+            spare=self.spare,
+        )
+        get_redis().set(Keys.worker(self.worker_id), replace(beat, **fields).encode(), px=60_000)
 
 
 class Spawner:
@@ -161,7 +168,7 @@ def test_supervisor__restarts_a_crashed_worker_after_its_backoff(harness) -> Non
     [second] = h.spawner.alive()
     [restarted] = h.events.of("worker_restarted")
     assert restarted["replaces"] == first.worker_id and restarted["pid"] == second.pid
-    assert h.sup.restarts == 1 and h.sup.record()["restarts_in_window"] == 1
+    assert h.sup.restarts == 1 and h.sup.record().restarts_in_window == 1
 
 
 @pytest.mark.parametrize(("rand", "factor"), [(0.0, 0.8), (0.5, 1.0), (1.0, 1.2)])
@@ -225,7 +232,7 @@ def test_supervisor__a_ready_spare_takes_over_a_crashed_worker_at_once(harness) 
     assert signal.SIGUSR1 in spare.signals  # promoted in the same pass
     [restarted] = h.events.of("worker_restarted")
     assert (restarted["spare"], restarted["delay"], restarted["pid"]) == (True, 0.0, spare.pid)
-    assert h.sup.record()["alive"] == 1 and h.sup.restarts == 1
+    assert h.sup.record().alive == 1 and h.sup.restarts == 1
     h.tick(0.4)
     assert h.spawner.alive() == [spare]  # the new spare waits out the failure's backoff
     h.tick(0.1)
@@ -331,7 +338,7 @@ def test_control__scale_up_then_down_through_redis(harness) -> None:
     [second] = [p for p in h.spawner.alive() if p is not first]
     second.beat()
     h.tick(0.1)
-    assert serving_pids(h) == {first.pid, second.pid} and h.sup.record()["desired"] == 2
+    assert serving_pids(h) == {first.pid, second.pid} and h.sup.record().desired == 2
     assert (h.events.of("scaled")[0]["previous"], h.events.of("scaled")[0]["desired"]) == (1, 2)
     assert control.request_scale(1) == [h.sup.sid]
     h.tick(0.1)

@@ -10,7 +10,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from telephony.connections import Keys, get_redis, reset_clients
+from telephony.connections import get_redis, reset_clients
+from telephony.keys import Keys
+from telephony.protocol import ControlCommand, Heartbeat, LastEvent, SupervisorRecord
 from telephony.state import now_ms
 from tests.conftest import ROOT
 
@@ -20,36 +22,33 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def live_service(workers: int = 2, desired: int = 2, sid: str = "h1:100") -> None:
     """Fresh records as a running supervisor and its workers write them."""
     r = get_redis()
-    sup = {
-        "id": sid,
-        "host": "h1",
-        "pid": 100,
-        "state": "running",
-        "desired": desired,
-        "alive": workers,
-        "restarts": 1,
-        "restarts_in_window": 1,
-        "workers": [],
-        "last_event": {"kind": "worker_restarted", "message": "Worker restarted", "at": now_ms()},
-        "updated_at": now_ms(),
-    }
-    r.set(Keys.supervisor(sid), json.dumps(sup), px=60_000)
+    sup = SupervisorRecord(
+        id=sid,
+        host="h1",
+        pid=100,
+        state="running",
+        desired=desired,
+        alive=workers,
+        restarts=1,
+        restarts_in_window=1,
+        last_event=LastEvent(kind="worker_restarted", message="Worker restarted", at=now_ms()),
+        updated_at=now_ms(),
+    )
+    r.set(Keys.supervisor(sid), sup.encode(), px=60_000)
     r.zadd(Keys.supervisors(), {sid: now_ms() + 60_000})
     for i in range(workers):
         wid = f"h1:{101 + i}"
-        beat = {
-            "id": wid,
-            "pid": 101 + i,
-            "supervisor_id": sid,
-            "beat_at": now_ms(),
-            "handled": 42,
-            "failed": 1,
-            "in_flight": 3,
-            "rss_mb": 117.4,
-            "breaker": "closed",
-            "draining": False,
-        }
-        r.set(Keys.worker(wid), json.dumps(beat), px=60_000)
+        beat = Heartbeat(
+            id=wid,
+            pid=101 + i,
+            supervisor_id=sid,
+            beat_at=now_ms(),
+            handled=42,
+            failed=1,
+            in_flight=3,
+            rss_mb=117.4,
+        )
+        r.set(Keys.worker(wid), beat.encode(), px=60_000)
         r.zadd(Keys.workers(), {wid: now_ms() + 60_000})
 
 
@@ -105,7 +104,7 @@ def test_status__actions_say_what_they_reached() -> None:
     assert code == 0 and out.strip() == "scale to 3 sent to: h1:100"
     code, out, _ = run("--reset", "--json")
     assert code == 0 and json.loads(out) == {"action": "reset", "reached": ["h1:100"]}
-    sent = [json.loads(c)["cmd"] for c in get_redis().lrange(Keys.control("h1:100"), 0, -1)]
+    sent = [ControlCommand.decode(c).cmd for c in get_redis().lrange(Keys.control("h1:100"), 0, -1)]
     assert sent == ["scale", "reset"]
 
 

@@ -4,7 +4,6 @@ adapter, real worker processes only for signals (SIGKILL mid-request, SIGUSR1 to
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -15,10 +14,11 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
 from telephony import exceptions as exc
-from telephony.connections import Keys, get_async_redis
+from telephony.connections import get_async_redis
+from telephony.keys import Keys
 from telephony.models import Call, CallStatus
 from telephony.procutil import wait_for
-from telephony.protocol import CHANNEL, new_request
+from telephony.protocol import CHANNEL, Heartbeat, Reply, Request
 from telephony.web.client import get_telephony_service
 from tests.helpers import await_until
 from tests.telephony.conftest import worker_beat
@@ -81,7 +81,7 @@ async def test_worker__sigkill_mid_request_gives_timeout_and_a_settled_row(
     proc = start_worker()
     task = asyncio.create_task(service.amake_call(user, "+12025550143"))
     assert await asyncio.to_thread(
-        wait_for, lambda: (worker_beat(proc.pid) or {}).get("in_flight") == 1, timeout=5
+        wait_for, lambda: getattr(worker_beat(proc.pid), "in_flight", None) == 1, timeout=5
     )
     os.kill(proc.pid, signal.SIGKILL)
     started = time.monotonic()
@@ -169,7 +169,7 @@ async def test_worker__breaker_opens_then_closes(sandbox_workers, telnyx, user, 
 
     async def breaker(state: str) -> bool:
         raw = await get_async_redis().get(Keys.worker(worker.worker_id))
-        return bool(raw) and json.loads(raw)["breaker"] == state
+        return bool(raw) and Heartbeat.decode(raw).breaker == state
 
     await service.agenerate_credential(user)
     telnyx.set_fault("CreateTelephonyCredentialToken", error_rate=1.0, status=500)
@@ -208,22 +208,23 @@ async def test_worker__hangup_of_another_users_call_is_not_found(
 
 async def test_worker__a_spare_takes_nothing_until_sigusr1(start_worker) -> None:
     proc = start_worker("--spare")
-    assert worker_beat(proc.pid)["spare"] is True
+    beat = worker_beat(proc.pid)
+    assert beat is not None and beat.spare is True
     with pytest.raises(exc.ServiceUnavailable):  # a spare does not make the service available
         await service.aping(timeout=2)
     # Nor does it take a request off the channel while it waits.
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    waiting = new_request("health.ping", reply_to=reply_to, timeout=30, payload={})
-    await layer.send(CHANNEL, waiting)
+    waiting = Request.new("health.ping", reply_to=reply_to, timeout=30, payload={})
+    await layer.send(CHANNEL, waiting.encode())
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(reply_to), 1.0)
 
     os.kill(proc.pid, signal.SIGUSR1)
-    reply = await asyncio.wait_for(layer.receive(reply_to), 10)
-    assert reply["ok"] and reply["request_id"] == waiting["request_id"]
+    reply = Reply.decode(await asyncio.wait_for(layer.receive(reply_to), 10))
+    assert reply.ok and reply.request_id == waiting.request_id
     assert await asyncio.to_thread(
-        wait_for, lambda: (worker_beat(proc.pid) or {}).get("spare") is False, timeout=5
+        wait_for, lambda: getattr(worker_beat(proc.pid), "spare", None) is False, timeout=5
     )
     assert (await service.aping(timeout=5))["worker_id"].endswith(f":{proc.pid}")
     proc.send_signal(signal.SIGTERM)

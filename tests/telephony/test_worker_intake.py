@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,9 +19,10 @@ import pytest
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
-from telephony.connections import Keys, get_async_redis
+from telephony.connections import get_async_redis
+from telephony.keys import Keys
 from telephony.models import Credential
-from telephony.protocol import CHANNEL, new_request
+from telephony.protocol import CHANNEL, Heartbeat, Reply, Request
 from telephony.web.client import get_telephony_service
 from telephony.worker.breaker import CircuitBreaker
 from telephony.worker.provider import CredentialInfo, RequestContext
@@ -107,23 +107,27 @@ def workers(in_process_workers: Workers) -> Workers:
     return in_process_workers
 
 
-async def send_pings(n: int, *, timeout: float = 10.0) -> tuple[str, list[dict[str, Any]]]:
+def pings(reply_to: str, n: int, *, timeout: float) -> list[Request]:
+    return [
+        Request.new("health.ping", reply_to=reply_to, timeout=timeout, payload={}) for _ in range(n)
+    ]
+
+
+async def send_pings(n: int, *, timeout: float = 10.0) -> tuple[str, list[Request]]:
     """Put ``n`` ping requests on the channel; returns the reply channel and the requests."""
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    requests = [new_request("health.ping", reply_to=reply_to, timeout=timeout, payload={})]
-    requests += [
-        new_request("health.ping", reply_to=reply_to, timeout=timeout, payload={})
-        for _ in range(n - 1)
-    ]
+    requests = pings(reply_to, n, timeout=timeout)
     for request in requests:
-        await layer.send(CHANNEL, request)
+        await layer.send(CHANNEL, request.encode())
     return reply_to, requests
 
 
-async def replies(reply_to: str, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+async def replies(reply_to: str, n: int, timeout: float = 5.0) -> list[Reply]:
     layer = get_channel_layer()
-    return [await asyncio.wait_for(layer.receive(reply_to), timeout) for _ in range(n)]
+    return [
+        Reply.decode(await asyncio.wait_for(layer.receive(reply_to), timeout)) for _ in range(n)
+    ]
 
 
 async def queued() -> int:
@@ -141,8 +145,8 @@ async def test_worker__takes_no_more_than_its_concurrency_off_the_channel(worker
     assert worker.stats.in_flight == 2
     gate.open.set()
     got = await replies(reply_to, 5)
-    assert {r["request_id"] for r in got} == {r["request_id"] for r in requests}
-    assert all(r["ok"] for r in got) and await queued() == 0
+    assert {r.request_id for r in got} == {r.request_id for r in requests}
+    assert all(r.ok for r in got) and await queued() == 0
 
 
 async def test_worker__request_past_its_deadline_is_dropped_unexecuted(workers) -> None:
@@ -153,14 +157,14 @@ async def test_worker__request_past_its_deadline_is_dropped_unexecuted(workers) 
     _, [late] = await send_pings(1, timeout=30)  # deadline: 30 s from now, already past
     reply_to, [fresh] = await send_pings(1, timeout=120)
     [reply] = await replies(reply_to, 1)
-    assert reply["request_id"] == fresh["request_id"] and reply["ok"]
-    assert gate.started == [fresh["request_id"]]  # the late one never ran
+    assert reply.request_id == fresh.request_id and reply.ok
+    assert gate.started == [fresh.request_id]  # the late one never ran
     assert worker.stats.dropped_late == 1
-    assert not await get_async_redis().exists(Keys.claim(late["request_id"]))  # nor was claimed
+    assert not await get_async_redis().exists(Keys.claim(late.request_id))  # nor was claimed
 
     async def beat_reports_the_drop() -> bool:
         raw = await get_async_redis().get(Keys.worker(worker.worker_id))
-        return bool(raw) and json.loads(raw)["dropped_late"] == 1
+        return bool(raw) and Heartbeat.decode(raw).dropped_late == 1
 
     await await_until(beat_reports_the_drop, timeout=5)
 
@@ -178,21 +182,18 @@ async def test_worker__a_request_id_runs_once_across_two_workers(workers) -> Non
         worker.handlers["health.ping"] = counted
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    requests = [new_request("health.ping", reply_to=reply_to, timeout=10, payload={})]
-    requests += [
-        new_request("health.ping", reply_to=reply_to, timeout=10, payload={}) for _ in range(29)
-    ]
+    requests = pings(reply_to, 30, timeout=10)
     for request in requests:  # every request delivered twice
-        await layer.send(CHANNEL, request)
-        await layer.send(CHANNEL, dict(request))
+        await layer.send(CHANNEL, request.encode())
+        await layer.send(CHANNEL, request.encode())
     got = await replies(reply_to, 30)
-    assert sorted(ran) == sorted(r["request_id"] for r in requests)
-    assert sorted(r["request_id"] for r in got) == sorted(ran)
+    assert sorted(ran) == sorted(r.request_id for r in requests)
+    assert sorted(r.request_id for r in got) == sorted(ran)
     # Every second delivery was refused by its claim (the layer may redeliver a few more).
     await await_until(lambda: a.stats.duplicates + b.stats.duplicates >= 30, timeout=5)
     assert a.stats.handled + b.stats.handled == 30
     assert a.stats.handled and b.stats.handled  # both took part
-    claim_ttl = await get_async_redis().pttl(Keys.claim(requests[0]["request_id"]))
+    claim_ttl = await get_async_redis().pttl(Keys.claim(requests[0].request_id))
     assert claim_ttl > 10_000  # outlives the deadline: a late duplicate still sees it
 
 
@@ -237,11 +238,11 @@ async def test_worker__stop_drains_in_flight_work_and_takes_nothing_new(workers)
     await await_until(lambda: worker.stats.in_flight == 2 and not run.done(), timeout=5)
     gate.open.set()
     got = await replies(reply_to, 2)
-    assert {r["request_id"] for r in got} == {r["request_id"] for r in requests}
+    assert {r.request_id for r in got} == {r.request_id for r in requests}
     await asyncio.wait_for(run, timeout=10)  # intake ended, the drain done, the loops stopped
-    assert gate.started[:2] == [r["request_id"] for r in requests]
-    if later["request_id"] in gate.started:  # popped by the last receive before the stop
-        assert (await replies(later_to, 1))[0]["request_id"] == later["request_id"]
+    assert gate.started[:2] == [r.request_id for r in requests]
+    if later.request_id in gate.started:  # popped by the last receive before the stop
+        assert (await replies(later_to, 1))[0].request_id == later.request_id
     else:
         assert await queued() == 1
     assert not await get_async_redis().exists(Keys.worker(worker.worker_id))  # forgotten

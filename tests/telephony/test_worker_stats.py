@@ -20,7 +20,7 @@ def test_worker_stats__buckets_and_counts() -> None:
     assert latency["call.dial|count"] == 3
     assert round(latency_sum["call.dial|sum"], 3) == 99304.0
     summary = stats.summary()
-    assert summary["window"] == 3 and summary["errors"] == {"http_503": 1}
+    assert summary.window == 3 and summary.errors == {"http_503": 1}
 
 
 def test_worker_stats__a_failed_flush_keeps_the_counts() -> None:

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from telephony import exceptions as exc
+from telephony.protocol import Heartbeat
 from telephony.state import ServiceState, now_ms, read_state
 
 
@@ -92,35 +93,33 @@ class Command(BaseCommand):
         style = self.style.SUCCESS if state.available else self.style.ERROR
         line = f"Telephony: {style(state.status.upper())}  workers {state.alive}/{state.desired}"
         self.stdout.write(line + (f"  reason: {state.reason}" if state.reason else ""))
-        by_sup: dict[str, list[dict[str, Any]]] = {}
+        by_sup: dict[str, list[Heartbeat]] = {}
         for w in state.workers:
-            by_sup.setdefault(str(w.get("supervisor_id") or ""), []).append(w)
+            by_sup.setdefault(w.supervisor_id, []).append(w)
         for sup in state.supervisors:
             self.stdout.write(
-                f"\nSupervisor {sup.get('id')}  {sup.get('state')}  "
-                f"workers {sup.get('alive', 0)}/{sup.get('desired', 0)}  "
-                f"restarts {sup.get('restarts', 0)} "
-                f"({sup.get('restarts_in_window', 0)} in window)  "
-                f"updated {_age(sup.get('updated_at'), now)} ago"
+                f"\nSupervisor {sup.id}  {sup.state}  workers {sup.alive}/{sup.desired}  "
+                f"restarts {sup.restarts} ({sup.restarts_in_window} in window)  "
+                f"updated {_age(sup.updated_at, now)} ago"
             )
-            last = sup.get("last_event") or {}
+            last = sup.last_event
             if last:
-                self.stdout.write(f"  last event: {last.get('kind')}: {last.get('message')}")
-            self._workers(by_sup.pop(str(sup.get("id")), []), now)
+                self.stdout.write(f"  last event: {last.kind}: {last.message}")
+            self._workers(by_sup.pop(sup.id, []), now)
         for sid, workers in by_sup.items():
             self.stdout.write(f"\nWorkers of {sid or 'no supervisor'}")
             self._workers(workers, now)
 
-    def _workers(self, workers: list[dict[str, Any]], now: int) -> None:
+    def _workers(self, workers: list[Heartbeat], now: int) -> None:
         if not workers:
             self.stdout.write("  (no live worker)")
             return
         header = f"  {'WORKER':<28} {'PID':>7} {'BEAT':>6} {'HANDLED':>8} {'FAILED':>7} "
         self.stdout.write(header + f"{'IN-FLIGHT':>9} {'RSS MB':>7}  BREAKER")
-        for w in sorted(workers, key=lambda w: int(w.get("pid", 0))):
-            flags = " draining" if w.get("draining") else (" spare" if w.get("spare") else "")
+        for w in sorted(workers, key=lambda w: w.pid):
+            flags = " draining" if w.draining else (" spare" if w.spare else "")
             self.stdout.write(
-                f"  {w.get('id')!s:<28} {w.get('pid', '-'):>7} {_age(w.get('beat_at'), now):>6} "
-                f"{w.get('handled', 0):>8} {w.get('failed', 0):>7} {w.get('in_flight', 0):>9} "
-                f"{w.get('rss_mb', 0):>7}  {w.get('breaker', '-')}{flags}"
+                f"  {w.id:<28} {w.pid:>7} {_age(w.beat_at, now):>6} "
+                f"{w.handled:>8} {w.failed:>7} {w.in_flight:>9} "
+                f"{w.rss_mb:>7}  {w.breaker}{flags}"
             )
