@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devserver.sandbox import spec
@@ -206,7 +206,8 @@ class Store:
 
     def __init__(self, seed: Seed, *, clock: Clock = utcnow) -> None:
         self.seed = seed
-        self.clock = clock
+        self.real_clock = clock
+        self.offset = timedelta(0)
         self.user_id = str(uuid.uuid4())
         self.connections: dict[str, Connection] = {}
         self.credentials: dict[str, Credential] = {}
@@ -214,8 +215,13 @@ class Store:
         self.call_apps: set[str] = set()
         self.reset()
 
+    def clock(self) -> datetime:
+        """Now, as this store sees it: the real clock moved by ``offset``."""
+        return self.real_clock() + self.offset
+
     def reset(self) -> None:
         """Forget everything and seed the start-up connections again, with the same ids."""
+        self.offset = timedelta(0)
         self.connections.clear()
         self.credentials.clear()
         self.calls.clear()
