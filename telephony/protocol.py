@@ -21,7 +21,17 @@ from telephony.exceptions import InvalidRequest, TelephonyError
 
 CHANNEL = "telephony"
 REPLY_TYPE = "telephony.reply"
-OPERATIONS = ("credential.create", "call.dial", "call.hangup", "call.status", "health.ping")
+OPERATIONS = (
+    "credential.create",
+    "call.dial",
+    "call.hangup",
+    "call.status",
+    "call.event",
+    "health.ping",
+)
+# Sent without waiting for an answer (a webhook forwarded to the workers): no reply is sent.
+FIRE_AND_FORGET = frozenset({"call.event"})
+NO_REPLY = "telephony.noreply"  # the reply_to of fire-and-forget requests; never read
 
 # Upper bounds of the request-latency histogram a worker publishes (heartbeat and metrics).
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)

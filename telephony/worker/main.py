@@ -35,7 +35,13 @@ from django.db import close_old_connections
 from telephony import exceptions as exc
 from telephony.connections import Keys, get_async_redis
 from telephony.layers import receive_or_idle
-from telephony.protocol import CHANNEL, error_reply, ok_reply, validate_request
+from telephony.protocol import (
+    CHANNEL,
+    FIRE_AND_FORGET,
+    error_reply,
+    ok_reply,
+    validate_request,
+)
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
@@ -82,6 +88,7 @@ class TelephonyWorker:
             "call.dial": self.ops.call_dial,
             "call.hangup": self.ops.call_hangup,
             "call.status": self.ops.call_status,
+            "call.event": self.ops.call_event,
             "health.ping": self.ops.health_ping,
         }
         self.stats = WorkerStats()
@@ -264,6 +271,8 @@ class TelephonyWorker:
         finally:
             self.stats.in_flight -= 1
         self.stats.record(op, time.monotonic() - started, code)
+        if op in FIRE_AND_FORGET:  # nobody waits for it: a reply would only pile up
+            return
         try:
             await self.layer.send(reply_to, reply)
         except Exception as e:
