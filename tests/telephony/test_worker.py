@@ -48,19 +48,30 @@ async def test_worker__credential_is_created_then_reused(start_worker, telnyx, u
 
 
 async def test_worker__dial_status_and_hangup(start_worker, telnyx, user) -> None:
-    telnyx.set_webhooks(answer_after=30, talk_time=60)  # stays ringing until we hang up
+    telnyx.set_webhooks(answer_after=30, talk_time=60)  # the agent leg rings until hung up
     start_worker()
+    await service.agenerate_credential(user)  # the agent leg rings this login
     call = await service.amake_call(user, "+12025550143")
     assert call["status"] == CallStatus.DIALING and call["to"] == "+12025550143"
     row = await Call.objects.aget(pk=call["id"])
-    assert row.call_control_id and row.request_id
+    assert row.agent_call_control_id and row.request_id and not row.call_control_id
     dial = _executed(telnyx.log(), "DialCall")
     assert [e["request_id"] for e in dial] == [str(row.request_id)]
     status = await service.acall_status(user, call["id"])
     assert status["id"] == call["id"]
     ended = await service.ahangup(user, call["id"])
-    assert ended["status"] == CallStatus.COMPLETED
-    assert _executed(telnyx.log(), "HangupCall")
+    # Hung up before anyone answered: cancelled by the agent.
+    assert (ended["status"], ended["hangup_side"]) == (CallStatus.CANCELED, "agent")
+    assert len(_executed(telnyx.log(), "HangupCall")) == 1
+
+
+async def test_worker__dial_without_a_login_is_no_credential(start_worker, telnyx, user) -> None:
+    start_worker()
+    with pytest.raises(exc.NoCredential):
+        await service.amake_call(user, "+12025550143")
+    row = await Call.objects.aget()
+    assert (row.status, row.error_code) == (CallStatus.FAILED, "no_credential")
+    assert _executed(telnyx.log(), "DialCall") == []
 
 
 async def test_worker__request_past_its_deadline_is_never_executed(
@@ -150,6 +161,7 @@ async def test_worker__sigkill_mid_request_gives_timeout_and_a_settled_row(
     settings.TELEPHONY_REQUEST_TIMEOUT = 2.0
     telnyx.set_fault("DialCall", latency_ms=5000)
     proc = start_worker(env={"TELEPHONY_RECONCILE_INTERVAL": "0.3"})
+    await service.agenerate_credential(user)
     task = asyncio.create_task(service.amake_call(user, "+12025550143"))
     assert await asyncio.to_thread(
         wait_for, lambda: (worker_beat(proc.pid) or {}).get("in_flight") == 1, timeout=5
@@ -189,6 +201,7 @@ async def test_worker__provider_faults_map_to_errors_and_call_rows(
 ) -> None:
     telnyx.set_fault("DialCall", **fault)
     start_worker()
+    await service.agenerate_credential(user)
     with pytest.raises(exc.ProviderError) as err:
         await service.amake_call(user, "+12025550143")
     assert err.value.reason == reason and err.value.status == 502
@@ -204,6 +217,7 @@ async def test_worker__hanging_provider_times_out_before_the_deadline(
     settings.TELEPHONY_REQUEST_TIMEOUT = 1.5
     telnyx.set_fault("DialCall", hang=True)
     start_worker()
+    await service.agenerate_credential(user)
     with pytest.raises((exc.ProviderTimeout, exc.WorkerTimeout)):
         await service.amake_call(user, "+12025550143")
     row = await Call.objects.aget()
@@ -276,6 +290,7 @@ async def test_worker__hangup_of_another_users_call_is_not_found(
 ) -> None:
     other = await get_user_model().objects.acreate_user("other", password="x")
     start_worker()
+    await service.agenerate_credential(user)
     call = await service.amake_call(user, "+12025550143")
     with pytest.raises(exc.NotFound):
         await service.ahangup(other, call["id"])
