@@ -115,7 +115,11 @@ def _passes(
         ~Q(call_control_id="") & Q(customer_ended_at__isnull=True)
     )
     return [
-        (Q(status__in=NOT_PLACED, agent_call_control_id="", deadline__lt=now - grace), worker_lost),
+        (
+            Q(status__in=NOT_PLACED, agent_call_control_id="", call_control_id="")
+            & Q(deadline__lt=now - grace),
+            worker_lost,
+        ),
         (
             Q(status__in=NOT_PLACED, agent_answered_at__isnull=True)
             & has_agent_leg
@@ -149,6 +153,11 @@ def _passes(
                 updated_at__lt=now - STALE_LIVE_CALL,
             )
             & (~Q(call_control_id="") | has_agent_leg),
+            settle,
+        ),
+        (  # placed before calls had two legs: one leg, the customer's
+            Q(status__in=NOT_PLACED, agent_call_control_id="", deadline__lt=now - grace)
+            & ~Q(call_control_id=""),
             settle,
         ),
     ]
