@@ -50,9 +50,12 @@ async def test_worker__dial_status_and_hangup(sandbox_workers, telnyx, user) -> 
     status = await service.acall_status(user, call["id"])
     assert status["id"] == call["id"]
     ended = await service.ahangup(user, call["id"])
-    # Hung up before anyone answered: cancelled by the agent.
+    # Hung up before anyone answered: cancelled by the agent. No WebRTC client is logged
+    # in, so the sandbox may already have ended the agent leg: Telnyx's 422 "call has
+    # already ended" (90018) counts as hung up, not as an error, and is not retried.
     assert (ended["status"], ended["hangup_side"]) == (CallStatus.CANCELED, "agent")
-    assert len(_executed(telnyx.log(), "HangupCall")) == 1
+    hangups = [e for e in telnyx.log() if e["operation"] == "HangupCall"]
+    assert [e["status"] for e in hangups] in ([200], [422])
 
 
 async def test_worker__dial_without_a_login_is_no_credential(sandbox_workers, telnyx, user) -> None:
