@@ -142,7 +142,14 @@ class CallAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "user", "hangup_cause", "error_code")
     list_select_related = ("user",)
-    search_fields = ("=id", "to_number", "call_control_id", "user__username", "user__email")
+    search_fields = (
+        "=id",
+        "to_number",
+        "call_control_id",
+        "agent_call_control_id",
+        "user__username",
+        "user__email",
+    )
     date_hierarchy = "created_at"
     fields = (
         "id",
@@ -152,15 +159,21 @@ class CallAdmin(ReadOnlyAdmin):
         "status",
         "error_code",
         "hangup_cause",
+        "hangup_side",
         "hangup_requested",
         "created_at",
         "dialed_at",
+        "agent_answered_at",
+        "ringing_at",
         "answered_at",
         "ended_at",
+        "agent_ended_at",
+        "customer_ended_at",
         "duration_seconds",
         "updated_at",
         "deadline",
         "request_id",
+        "agent_call_control_id",
         "call_control_id",
         "call_session_id",
     )

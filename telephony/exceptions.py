@@ -17,6 +17,7 @@ Telnyx error titles only.
     ├── Forbidden                        403 forbidden
     │   └── DestinationNotAllowed        403 destination_not_allowed
     ├── NotFound                         404 not_found
+    ├── NoCredential                     409 no_credential
     ├── RateLimited                      429 rate_limited
     ├── ProviderError                    502 provider_error
     │   ├── ProviderRejected             502 provider_error (Telnyx 4xx)
@@ -147,6 +148,14 @@ class NotFound(TelephonyError):
     default_message = "Not found."
 
 
+class NoCredential(TelephonyError):
+    """A call needs the agent's WebRTC login: the agent leg rings that credential."""
+
+    status = 409
+    code = "no_credential"
+    default_message = "Log in to calling first: there is no telephony credential for you."
+
+
 class RateLimited(TelephonyError):
     """Too many requests from this user; ``retry_after`` says when to come back."""
 
@@ -239,6 +248,7 @@ _REGISTRY: dict[str, type[TelephonyError]] = {
         Forbidden,
         DestinationNotAllowed,
         NotFound,
+        NoCredential,
         RateLimited,
         ProviderError,
         ProviderRejected,

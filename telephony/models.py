@@ -45,11 +45,23 @@ class CallStatus(models.TextChoices):
     ANSWERED = "answered", "Answered"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
+    NO_ANSWER = "no_answer", "No answer"
+    BUSY = "busy", "Busy"
+    CANCELED = "canceled", "Canceled"
     UNKNOWN = "unknown", "Unknown"
 
 
+class HangupSide(models.TextChoices):
+    """Who ended the conversation: the agent, the customer, or we (timeouts, failures)."""
+
+    AGENT = "agent", "Agent"
+    CUSTOMER = "customer", "Customer"
+    SYSTEM = "system", "System"
+
+
 # A call only moves forward through these ranks; ``unknown`` (no answer from the worker)
-# ranks with ``queued`` so that any real news replaces it.
+# ranks with ``queued`` so that any real news replaces it. ``dialing`` is the agent leg
+# being placed, ``ringing`` the customer leg, ``answered`` the customer picking up.
 STATUS_RANK: dict[str, int] = {
     CallStatus.QUEUED: 0,
     CallStatus.UNKNOWN: 0,
@@ -58,8 +70,19 @@ STATUS_RANK: dict[str, int] = {
     CallStatus.ANSWERED: 3,
     CallStatus.COMPLETED: 4,
     CallStatus.FAILED: 4,
+    CallStatus.NO_ANSWER: 4,
+    CallStatus.BUSY: 4,
+    CallStatus.CANCELED: 4,
 }
-TERMINAL = frozenset({CallStatus.COMPLETED, CallStatus.FAILED})
+TERMINAL = frozenset(
+    {
+        CallStatus.COMPLETED,
+        CallStatus.FAILED,
+        CallStatus.NO_ANSWER,
+        CallStatus.BUSY,
+        CallStatus.CANCELED,
+    }
+)
 UNSETTLED = frozenset({CallStatus.QUEUED, CallStatus.DIALING, CallStatus.UNKNOWN})
 
 
@@ -73,7 +96,13 @@ def can_move(current: str, new: str) -> bool:
 
 
 class Call(models.Model):
-    """One outbound call placed by a user through the service."""
+    """One outbound call placed by a user through the service: two legs, one conversation.
+
+    The agent leg (``agent_call_control_id``) rings the agent's browser; once the agent
+    answers, the customer leg (``call_control_id``, the PSTN number) is dialled linked to
+    it and bridged on answer. Each leg's end is recorded so a leg left up after the other
+    ended (a worker died before hanging it up) is found and hung up by the reconciler.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -86,20 +115,33 @@ class Call(models.Model):
     )
     request_id = models.UUIDField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
+    # The customer leg (the PSTN call); the agent leg has its own id below.
     call_control_id = models.CharField(max_length=128, blank=True, db_index=True)
     call_session_id = models.CharField(max_length=128, blank=True)
+    agent_call_control_id = models.CharField(max_length=128, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
-    dialed_at = models.DateTimeField(null=True, blank=True)
-    answered_at = models.DateTimeField(null=True, blank=True)
+    dialed_at = models.DateTimeField(null=True, blank=True, help_text="Agent leg placed.")
+    agent_answered_at = models.DateTimeField(null=True, blank=True)
+    ringing_at = models.DateTimeField(null=True, blank=True, help_text="Customer leg placed.")
+    answered_at = models.DateTimeField(null=True, blank=True, help_text="Customer answered.")
     ended_at = models.DateTimeField(null=True, blank=True)
-    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    agent_ended_at = models.DateTimeField(null=True, blank=True)
+    customer_ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Talk time: customer answer to end."
+    )
     hangup_cause = models.CharField(max_length=64, blank=True)
+    hangup_side = models.CharField(max_length=16, blank=True, choices=HangupSide.choices)
     hangup_requested = models.BooleanField(default=False)
     error_code = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The reconciler's passes select by status and age.
+            models.Index(fields=["status", "updated_at"], name="telephony_call_status_upd"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.to_number} {self.status}"
@@ -107,6 +149,13 @@ class Call(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def time_to_answer_seconds(self) -> float | None:
+        """From the customer leg being placed to the customer answering."""
+        if self.ringing_at is None or self.answered_at is None:
+            return None
+        return round(max(0.0, (self.answered_at - self.ringing_at).total_seconds()), 3)
 
     def public(self) -> dict[str, Any]:
         """The ``call`` object of the HTTP API."""
@@ -121,6 +170,9 @@ class Call(models.Model):
             "duration_seconds": self.duration_seconds,
             "hangup_cause": self.hangup_cause or None,
             "error_code": self.error_code or None,
+            "ringing_at": self.ringing_at.isoformat() if self.ringing_at else None,
+            "time_to_answer_seconds": self.time_to_answer_seconds,
+            "hangup_side": self.hangup_side or None,
         }
 
 

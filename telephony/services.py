@@ -73,6 +73,26 @@ def _is_text(name: str) -> bool:
     return isinstance(_field(name), _TEXT_FIELDS)
 
 
+async def acall_claim_customer_dial(*, call_id: uuid.UUID | str, now: datetime) -> bool:
+    """Take the right to dial the customer leg: True for exactly one caller, ever.
+
+    One conditional UPDATE moves the call to ``ringing`` only while the agent leg is up
+    and nobody dialled the customer yet, and never once the call ended or a hangup was
+    asked for. Two deliveries of the agent's ``call.answered`` (or a worker and the
+    reconciler) can race; only one dials.
+    """
+    claimed = await Call.objects.filter(
+        id=call_id,
+        status__in=[CallStatus.QUEUED, CallStatus.UNKNOWN, CallStatus.DIALING],
+        ringing_at__isnull=True,
+        call_control_id="",
+        hangup_requested=False,
+    ).aupdate(status=CallStatus.RINGING, ringing_at=now, updated_at=now)
+    if claimed:
+        logger.info("[Telephony Calls] call_id=%s -> ringing (dialling the customer)", call_id)
+    return bool(claimed)
+
+
 async def acall_create_queued(
     *, user_id: int, to_number: str, from_number: str, request_id: str, deadline: datetime
 ) -> Call:

@@ -14,7 +14,15 @@ the JSON names on the wire. Redis keys are built in :mod:`telephony.keys`.
 from __future__ import annotations
 
 from telephony.protocol.commands import COMMANDS, RESET, RESTART, SCALE, ControlCommand
-from telephony.protocol.messages import CHANNEL, OPERATIONS, REPLY_TYPE, Reply, Request
+from telephony.protocol.messages import (
+    CHANNEL,
+    FIRE_AND_FORGET,
+    NO_REPLY,
+    OPERATIONS,
+    REPLY_TYPE,
+    Reply,
+    Request,
+)
 from telephony.protocol.records import (
     FAILED,
     LOST,
@@ -38,8 +46,10 @@ __all__ = [
     "CHANNEL",
     "COMMANDS",
     "FAILED",
+    "FIRE_AND_FORGET",
     "LATENCY_BUCKETS_MS",
     "LOST",
+    "NO_REPLY",
     "OPERATIONS",
     "REPLY_TYPE",
     "RESET",

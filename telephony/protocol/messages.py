@@ -26,7 +26,17 @@ from telephony.protocol._codec import malformed
 
 CHANNEL = "telephony"
 REPLY_TYPE = "telephony.reply"
-OPERATIONS = ("credential.create", "call.dial", "call.hangup", "call.status", "health.ping")
+OPERATIONS = (
+    "credential.create",
+    "call.dial",
+    "call.hangup",
+    "call.status",
+    "call.event",
+    "health.ping",
+)
+# Sent without waiting for an answer (a webhook forwarded to the workers): no reply is sent.
+FIRE_AND_FORGET = frozenset({"call.event"})
+NO_REPLY = "telephony.noreply"  # the reply_to of fire-and-forget requests; never read
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,7 @@ class TelephonyService:
             raise
 
     async def ahangup(self, user: Any, call_id: Any) -> dict[str, Any]:
-        """Hang up (or cancel) one of the user's calls."""
+        """Hang up (or cancel) one of the user's calls: a worker ends both legs."""
         call = await self._own_call(user, call_id)
         if call.is_terminal:
             return call.public()
@@ -244,7 +244,7 @@ class TelephonyService:
         call = await self._own_call(user, call_id)
         if (
             call.is_terminal
-            or not call.call_control_id
+            or not (call.call_control_id or call.agent_call_control_id)
             or timezone.now() - call.updated_at < REFRESH_AFTER
         ):
             return call.public()

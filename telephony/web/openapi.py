@@ -17,6 +17,7 @@ ERROR_CODES = [
     "forbidden",
     "destination_not_allowed",
     "not_found",
+    "no_credential",
     "method_not_allowed",
     "rate_limited",
     "internal_error",
@@ -49,6 +50,9 @@ ERRORS: dict[str, dict[str, Any]] = {
     "403": _error("CSRF check failed (`forbidden`) or destination not allowed."),
     "404": _error("No such call for this user (`not_found`)."),
     "405": _error("Method not allowed (`method_not_allowed`)."),
+    "409": _error(
+        "No WebRTC login to ring (`no_credential`): get one from /api/webrtc/credential first."
+    ),
     "429": _error("Too many requests (`rate_limited`).", retry_after=True),
     "500": _error("Unexpected failure (`internal_error`)."),
     "502": _error("Telnyx failed (`provider_error`)."),
@@ -119,7 +123,26 @@ SCHEMAS: dict[str, Any] = {
             "duration_seconds": {"type": ["integer", "null"], "minimum": 0},
             "hangup_cause": {"type": ["string", "null"]},
             "error_code": {"type": ["string", "null"]},
+            "ringing_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the customer leg was dialled (the agent had answered).",
+            },
+            "time_to_answer_seconds": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "description": "From the customer leg being dialled to the customer answering.",
+            },
+            "hangup_side": {
+                "type": ["string", "null"],
+                "enum": ["agent", "customer", "system", None],
+                "description": "Who ended the call; `system` for timeouts and failures.",
+            },
         },
+        "description": (
+            "Two legs: `dialing` rings the agent's browser, `ringing` the customer, "
+            "`answered` is the customer picking up. `duration_seconds` is talk time."
+        ),
     },
     "NewCall": {
         "type": "object",
@@ -201,8 +224,8 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "/api/webrtc/call": {
                 "post": _op(
                     "Place a call",
-                    ("201", "Queued and dialled.", _wrapped("call", "Call")),
-                    ["400", *post_errors],
+                    ("201", "Queued; the agent's browser is rung.", _wrapped("call", "Call")),
+                    ["400", "409", *post_errors],
                     requestBody={"required": True, "content": _json(_ref("NewCall"))},
                 )
             },
@@ -218,7 +241,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "/api/webrtc/call/{call_id}/hangup": {
                 "post": _op(
                     "Hang up one of your calls",
-                    ("200", "The call, ended.", _wrapped("call", "Call")),
+                    ("200", "The call, ended (both legs).", _wrapped("call", "Call")),
                     ["404", *post_errors],
                     parameters=[CALL_ID],
                 )

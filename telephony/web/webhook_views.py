@@ -1,9 +1,10 @@
 """``POST /api/webrtc/webhooks/telnyx``: Telnyx's signed call webhooks.
 
 Thin on purpose: read a bounded body, verify it, hand the event to
-:mod:`telephony.web.webhooks`. Refusals answer 400 (413 for an oversized body) with
-``{"error", "code"}`` and store nothing; accepted events, replays included, answer 204.
-Never imports the Telnyx SDK.
+:mod:`telephony.web.webhooks` (which records it and forwards it to the workers without
+waiting: a webhook is acknowledged even when no worker is alive). Refusals answer 400
+(413 for an oversized body) with ``{"error", "code"}`` and store nothing; accepted
+events, replays included, answer 204. Never imports the Telnyx SDK.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _body(request: HttpRequest) -> bytes:
 
 @csrf_exempt
 async def telnyx_webhook(request: HttpRequest) -> HttpResponse:
-    """Verify, store once, apply; 204 for anything Telnyx signed, replays included."""
+    """Verify, store once, apply, forward; 204 for anything Telnyx signed, replays included."""
     if request.method != "POST":
         response = plain_error(405, "method_not_allowed", "Method not allowed.")
         response["Allow"] = "POST"

@@ -7,12 +7,10 @@ signature in ``telnyx-signature-ed25519``; ``TELNYX_PUBLIC_KEY`` is base64 of th
 captured webhook cannot be replayed later and nobody can forge call outcomes.
 
 Telnyx delivers at least once and not necessarily in order. So every event is stored
-once under its ``data.id`` (a replay is a no-op), and applied through the forward-only
-services: a late ``call.answered`` never reopens a call that already hung up. What it
-can do is correct the record: a ``call.hangup`` that arrived first made the call
-``failed`` (never answered, as far as we knew); the late ``call.answered`` proves it
-was answered, so the call becomes ``completed`` with its answer time and talk duration
-(both terminal, so this is not moving backwards).
+once under its ``data.id`` (a replay is a no-op), applied to the row through the
+forward-only services (:mod:`telephony.web.call_events`), and forwarded once to the
+workers as a fire-and-forget ``call.event``: they do what needs Telnyx (dial the
+customer leg when the agent answers, hang up the other leg when one ends).
 
 Web side only: this module never imports the Telnyx SDK.
 """
@@ -30,25 +28,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError
-from django.utils import timezone
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from telephony.events import push_call
 from telephony.exceptions import InvalidSignature, StaleTimestamp, WebhookRejected
-from telephony.models import Call, CallStatus, WebhookEvent
-from telephony.services import acall_advance, acall_fill
+from telephony.legs import Leg
+from telephony.models import WebhookEvent
+from telephony.protocol import CHANNEL, NO_REPLY, Request
+from telephony.web.call_events import aapply_event, afind_call
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
 CALL_EVENTS = frozenset({"call.initiated", "call.answered", "call.bridged", "call.hangup"})
-# Failed calls a late call.answered may turn into completed ones: failed only because
-# the hangup came first, or settled by the reconciler without seeing the answer.
-CORRECTABLE_ERRORS = ("", "ended_unobserved")
+EVENT_NAMESPACE = uuid.UUID("6f1c1a57-2b8e-4c53-9d0e-7a2f8d1e4b90")  # request ids of call.event
 
 
 def max_body_bytes() -> int:
@@ -160,42 +157,14 @@ def parse_event(body: bytes) -> TelnyxEvent:
     )
 
 
-def call_id_from_client_state(value: Any) -> uuid.UUID | None:
-    """Our call id from ``client_state`` (base64 of its text); None for anything else."""
-    if not isinstance(value, str) or not value or len(value) > 256:
-        return None
-    try:
-        return uuid.UUID(base64.b64decode(value, validate=True).decode("ascii"))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-
-
-async def afind_call(event: TelnyxEvent) -> Call | None:
-    """The call an event is about: by our id in client_state, else by call_control_id."""
-    control_id = event.text("call_control_id")
-    call_id = call_id_from_client_state(event.payload.get("client_state"))
-    if call_id is not None:
-        call = await Call.objects.filter(pk=call_id).afirst()
-        if call is not None and (not call.call_control_id or call.call_control_id == control_id):
-            return call
-        if call is not None:
-            logger.warning(
-                "[Telephony Webhooks] event_id=%s client_state names call_id=%s of another "
-                "call_control_id; matching by call_control_id",
-                event.event_id, call_id,
-            )  # fmt: skip
-    if control_id:
-        return await Call.objects.filter(call_control_id=control_id).afirst()
-    return None
-
-
 async def areceive_event(event: TelnyxEvent) -> bool:
-    """Store a verified event once and apply it; False when it was a replay.
+    """Store a verified event once, apply it, forward it to the workers; False on a replay.
 
     If applying fails the stored event is removed again, so Telnyx's retry is applied
     rather than taken for a replay (applying twice is harmless: updates only move forward).
+    A replay is neither applied nor forwarded: it changes nothing.
     """
-    call = await afind_call(event)
+    call, leg = await afind_call(event)
     try:
         stored = await WebhookEvent.objects.acreate(
             event_id=event.event_id,
@@ -214,101 +183,51 @@ async def areceive_event(event: TelnyxEvent) -> bool:
             event.event_id, event.event_type, call_id,
         )  # fmt: skip
         return True
-    if call is None:
+    if call is None or leg is None:
         logger.warning(
             "[Telephony Webhooks] event_id=%s type=%s for no known call (call_control_id=%s)",
             event.event_id, event.event_type, event.text("call_control_id"),
         )  # fmt: skip
         return True
     try:
-        await aapply_event(event, call)
+        await aapply_event(event, call, leg)
     except Exception:
         await WebhookEvent.objects.filter(pk=stored.pk).adelete()
         raise
+    await aforward_event(event, call.id, leg)
     return True
 
 
-async def aapply_event(event: TelnyxEvent, call: Call) -> None:
-    """Apply one call event to its call, then tell the owner's pages if anything changed."""
-    before = call.public()
-    if event.event_type == "call.initiated":
-        await acall_fill(
-            call_id=call.id,
-            fields={
-                "call_control_id": event.text("call_control_id"),
-                "call_session_id": event.text("call_session_id"),
-            },
-        )
-        await acall_advance(call_id=call.id, status=CallStatus.RINGING)
-    elif event.event_type in ("call.answered", "call.bridged"):
-        answered_at = event.occurred_at or timezone.now()
-        if not await acall_advance(
-            call_id=call.id, status=CallStatus.ANSWERED, fields={"answered_at": answered_at}
-        ):
-            await acall_fill(call_id=call.id, fields={"answered_at": answered_at})
-    else:
-        await _hangup(event, call)
-    await _make_consistent(call.id)
-    after = await Call.objects.aget(pk=call.id)
-    logger.info(
-        "[Telephony Webhooks] event_id=%s type=%s call_id=%s status %s -> %s",
-        event.event_id, event.event_type, call.id, before["status"], after.status,
-    )  # fmt: skip
-    if after.public() != before:
-        await push_call(after.user_id, after.public())
+async def aforward_event(event: TelnyxEvent, call_id: uuid.UUID, leg: Leg) -> None:
+    """Hand the event to the workers (``call.event``), without waiting and never raising.
 
-
-async def _hangup(event: TelnyxEvent, call: Call) -> None:
-    row = await Call.objects.aget(pk=call.id)
-    ended_at = event.moment("end_time") or event.occurred_at or timezone.now()
-    answered = row.answered_at is not None or row.status == CallStatus.ANSWERED
-    if row.answered_at is not None:
-        duration = _seconds(row.answered_at, ended_at)
-    elif answered and event.moment("start_time"):
-        duration = _seconds(event.moment("start_time"), ended_at)
-    else:
-        duration = 0
-    fields: dict[str, Any] = {
-        "ended_at": ended_at,
-        "duration_seconds": duration,
-        "hangup_cause": event.text("hangup_cause", 64) or "unspecified",
-    }
-    status = CallStatus.COMPLETED if answered else CallStatus.FAILED
-    if not await acall_advance(call_id=call.id, status=status, fields=fields):
-        await acall_fill(call_id=call.id, fields=fields)
-    logger.info(
-        "[Telephony Webhooks] event_id=%s call_id=%s hangup cause=%s source=%s",
-        event.event_id, call.id, fields["hangup_cause"], event.text("hangup_source") or "-",
-    )  # fmt: skip
-
-
-async def _make_consistent(call_id: uuid.UUID) -> None:
-    """An answered call that ended is ``completed`` with its talk time, whatever the order.
-
-    Conditional on what was read, so concurrent deliveries cannot undo each other.
+    Its request id derives from the event id, so a duplicate delivery through the layer
+    is executed once. Its deadline is the request timeout: a worker back later than that
+    leaves the rest to the reconciler, which works from the record.
     """
-    row = await Call.objects.aget(pk=call_id)
-    if row.answered_at is None or row.ended_at is None:
-        return
-    duration = _seconds(row.answered_at, row.ended_at)
-    if row.status == CallStatus.FAILED and row.error_code in CORRECTABLE_ERRORS:
-        fixed = await Call.objects.filter(
-            pk=call_id, status=CallStatus.FAILED, error_code__in=CORRECTABLE_ERRORS
-        ).aupdate(
-            status=CallStatus.COMPLETED,
-            error_code="",
-            duration_seconds=duration,
-            updated_at=timezone.now(),
-        )
-        if fixed:
-            logger.info(
-                "[Telephony Calls] call_id=%s failed -> completed (answer reported late)", call_id
-            )
-    elif row.status == CallStatus.COMPLETED and not row.duration_seconds and duration:
-        await Call.objects.filter(pk=call_id, duration_seconds=row.duration_seconds).aupdate(
-            duration_seconds=duration
-        )
-
-
-def _seconds(start: datetime | None, end: datetime) -> int:
-    return max(0, int((end - start).total_seconds())) if start else 0
+    message = Request.new(
+        "call.event",
+        reply_to=NO_REPLY,
+        timeout=float(settings.TELEPHONY_REQUEST_TIMEOUT),
+        request_id=str(uuid.uuid5(EVENT_NAMESPACE, event.event_id)),
+        payload={
+            "call_id": str(call_id),
+            "leg": leg.value,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
+            "call_control_id": event.text("call_control_id"),
+            "hangup_cause": event.text("hangup_cause", 64),
+            "hangup_source": event.text("hangup_source", 16),
+        },
+    )
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("no channel layer")
+        await layer.send(CHANNEL, message.encode())
+    except Exception as e:  # the record is written: the reconciler does the rest
+        logger.warning(
+            "[Telephony Webhooks] event_id=%s call_id=%s not forwarded to the workers: %s",
+            event.event_id, call_id, type(e).__name__,
+        )  # fmt: skip

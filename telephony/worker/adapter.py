@@ -9,7 +9,6 @@ dataclasses so nothing of the SDK leaks out. Nothing here logs or raises the API
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import random
@@ -33,6 +32,7 @@ MIN_ATTEMPT_BUDGET = 0.03  # never start an attempt with less time than this lef
 DEADLINE_MARGIN = 0.02  # finish an attempt this much before the deadline
 LIMIT_TITLES = ("limit reached", "level limit", "credential limit")
 LIMIT_CODES = ("10039",)  # "A limit for this feature has been reached at this account level"
+CALL_ENDED_CODES = ("90018",)  # "Call has already ended": a hangup that finds it over
 
 
 def _parse_dt(value: Any) -> datetime | None:
@@ -98,6 +98,8 @@ def map_error(e: BaseException) -> exc.TelephonyError:
             return exc.ProviderRateLimited(message, retry_after=retry_after)
         if status >= 500:
             return exc.ProviderUnavailable(message, reason=f"http_{status}")
+        if title.split(" ", 1)[0] in CALL_ENDED_CODES:
+            return exc.ProviderRejected(message, reason="call_ended")
         if title.split(" ", 1)[0] in LIMIT_CODES or any(t in title.lower() for t in LIMIT_TITLES):
             return exc.CredentialLimitReached(message)
         if status in (401, 403):
@@ -301,16 +303,32 @@ class TelnyxAdapter:
         from_: str,
         client_state: str,
         webhook_url: str = "",
+        link_to: str = "",
+        bridge_on_answer: bool = False,
+        timeout_secs: int | None = None,
     ) -> DialResult:
-        """Place a call. Not idempotent: never retried (a retry could ring someone twice)."""
+        """Place a call. Not idempotent: never retried (a retry could ring someone twice).
+
+        ``client_state`` is sent as given: already base64 (``telephony.legs``), as Telnyx
+        requires. ``link_to`` another leg's call_control_id with ``bridge_on_answer``
+        joins the new leg to it the moment it is answered. ``timeout_secs`` (5-600)
+        is how long Telnyx lets it ring before ending it with cause ``timeout``.
+        """
         extra: dict[str, Any] = {"webhook_url": webhook_url} if webhook_url else {}
+        if link_to:
+            extra["link_to"] = link_to
+            extra["bridge_on_answer"] = bridge_on_answer
+        elif bridge_on_answer:
+            raise exc.InvalidRequest("bridge_on_answer needs link_to.")
+        if timeout_secs is not None:
+            extra["timeout_secs"] = min(max(int(timeout_secs), 5), 600)
 
         async def go(timeout: float) -> Any:
             return await self._client.calls.dial(
                 connection_id=connection_id,
                 to=to,
                 from_=from_,
-                client_state=base64.b64encode(client_state.encode()).decode(),
+                client_state=client_state,
                 extra_headers=ctx.headers(),
                 timeout=timeout,
                 **extra,
@@ -340,18 +358,31 @@ class TelnyxAdapter:
             call_duration=getattr(data, "call_duration", None),
         )
 
-    async def hangup(self, ctx: RequestContext, call_control_id: str) -> None:
-        """Hang up; retried safely because Telnyx ignores a repeated ``command_id``."""
+    async def hangup(
+        self, ctx: RequestContext, call_control_id: str, *, command_id: str = ""
+    ) -> bool:
+        """Hang up; True if it ended now, False if it had already ended (not an error).
+
+        Retried safely because Telnyx ignores a repeated ``command_id`` (one per leg:
+        default the request id). Telnyx's "call has already ended" (90018) and an
+        unknown call both mean the leg is down, which is what a hangup wants.
+        """
 
         async def go(timeout: float) -> Any:
             return await self._client.calls.actions.hangup(
                 call_control_id,
-                command_id=ctx.request_id,
+                command_id=command_id or ctx.request_id,
                 extra_headers=ctx.headers(),
                 timeout=timeout,
             )
 
-        await self._call(ctx, "call.hangup", go, idempotent=True)
+        try:
+            await self._call(ctx, "call.hangup", go, idempotent=True)
+        except exc.ProviderRejected as e:
+            if e.reason in ("call_ended", "provider_not_found"):
+                return False
+            raise
+        return True
 
     @staticmethod
     def _credential(data: Any) -> CredentialInfo:

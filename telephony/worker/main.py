@@ -36,7 +36,7 @@ from telephony import exceptions as exc
 from telephony.connections import get_async_redis
 from telephony.keys import Keys
 from telephony.layers import TelephonyChannelLayer
-from telephony.protocol import CHANNEL, Heartbeat, Reply, Request
+from telephony.protocol import CHANNEL, FIRE_AND_FORGET, Heartbeat, Reply, Request
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
@@ -90,6 +90,7 @@ class TelephonyWorker:
             "call.dial": self.ops.call_dial,
             "call.hangup": self.ops.call_hangup,
             "call.status": self.ops.call_status,
+            "call.event": self.ops.call_event,
             "health.ping": self.ops.health_ping,
         }
         self.stats = WorkerStats()
@@ -276,6 +277,8 @@ class TelephonyWorker:
         finally:
             self.stats.in_flight -= 1
         self.stats.record(op, time.monotonic() - started, code)
+        if op in FIRE_AND_FORGET:  # nobody waits for it: a reply would only pile up
+            return
         try:
             await self.layer.send(request.reply_to, reply.encode())
         except Exception as e:

@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,11 +20,11 @@ from django.utils import timezone
 
 from telephony import exceptions as exc
 from telephony.connections import get_async_redis, release_lock
-from telephony.events import push_call
 from telephony.keys import Keys
-from telephony.models import Call, CallStatus, Credential
-from telephony.services import acall_advance, acall_fill, aservice_event
+from telephony.models import Credential
+from telephony.services import aservice_event
 from telephony.worker.adapter import TelnyxAdapter
+from telephony.worker.calls import CallOperations
 from telephony.worker.credentials import select_for_room
 from telephony.worker.provider import RequestContext
 
@@ -46,8 +45,12 @@ def token_expiry(token: str, fallback: datetime) -> datetime:
         return fallback
 
 
-class Operations:
-    """The request handlers, bound to one adapter (one per worker process)."""
+class Operations(CallOperations):
+    """The request handlers, bound to one adapter (one per worker process).
+
+    The call handlers (``call.dial``, ``call.event``, ``call.hangup``, ``call.status``) are
+    in :mod:`telephony.worker.calls`.
+    """
 
     def __init__(self, adapter: TelnyxAdapter, *, worker_id: str) -> None:
         self.adapter = adapter
@@ -178,108 +181,6 @@ class Operations:
     def _user_lock(self, ctx: RequestContext, user_id: int) -> _RedisLock:
         return _RedisLock(Keys.lock(f"credential:{user_id}"), ctx)
 
-    # -- calls -------------------------------------------------------------------------
-
-    async def call_dial(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
-        """Place the queued call; ``client_state`` is our call id so webhooks find the row."""
-        call = await self._call(payload)
-        if call.status not in (CallStatus.QUEUED, CallStatus.UNKNOWN):
-            logger.warning(
-                "[Telephony Worker] request_id=%s call_id=%s already %s",
-                ctx.request_id,
-                call.id,
-                call.status,
-            )
-            return call.public()
-        try:
-            result = await self.adapter.dial(
-                ctx,
-                connection_id=settings.TELNYX_CALL_CONNECTION_ID,
-                to=call.to_number,
-                from_=call.from_number or settings.TELNYX_FROM_NUMBER,
-                client_state=str(call.id),
-                webhook_url=settings.TELNYX_WEBHOOK_URL,
-            )
-        except exc.ProviderTimeout as e:
-            # The Dial may have reached Telnyx and been placed: the outcome is unknown,
-            # not failed. Its webhooks (client_state) or the reconciler settle it.
-            fields: dict[str, Any] = {"error_code": e.reason}
-            await acall_advance(call_id=call.id, status=CallStatus.UNKNOWN, fields=fields)
-            await self._push(call.id)
-            raise
-        except exc.TelephonyError as e:
-            fields = {"error_code": e.reason, "ended_at": timezone.now()}
-            await acall_advance(call_id=call.id, status=CallStatus.FAILED, fields=fields)
-            await self._push(call.id)
-            raise
-        now = timezone.now()
-        ids = {
-            "call_control_id": result.call_control_id,
-            "call_session_id": result.call_session_id,
-            "dialed_at": now,
-        }
-        await acall_fill(call_id=call.id, fields=ids)
-        await acall_advance(call_id=call.id, status=CallStatus.DIALING)
-        call = await Call.objects.aget(pk=call.id)
-        if call.is_terminal or call.hangup_requested:
-            # Settled (given up on, or hung up) while the dial was in flight: don't leave
-            # a live call nobody is watching.
-            await self._hangup_quietly(ctx, result.call_control_id)
-        logger.info("[Telephony Worker] request_id=%s call_id=%s dialed", ctx.request_id, call.id)
-        await self._push(call.id)
-        return call.public()
-
-    async def call_hangup(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
-        """Hang up a call (or cancel it if it has not been placed yet)."""
-        call = await self._call(payload)
-        if call.is_terminal:
-            return call.public()
-        await Call.objects.filter(pk=call.id).aupdate(hangup_requested=True)
-        now = timezone.now()
-        if not call.call_control_id:
-            await acall_advance(
-                call_id=call.id,
-                status=CallStatus.FAILED,
-                fields={"error_code": "cancelled", "ended_at": now},
-            )
-        else:
-            await self.adapter.hangup(ctx, call.call_control_id)
-            duration = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
-            fields = {
-                "ended_at": now,
-                "hangup_cause": call.hangup_cause or "normal_clearing",
-                "duration_seconds": duration,
-            }
-            await acall_advance(call_id=call.id, status=CallStatus.COMPLETED, fields=fields)
-        await self._push(call.id)
-        return (await Call.objects.aget(pk=call.id)).public()
-
-    async def call_status(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
-        """The call as recorded, settled first if Telnyx says it is over."""
-        call = await self._call(payload)
-        if not call.is_terminal and call.call_control_id:
-            await self.settle(ctx, call)
-            call = await Call.objects.aget(pk=call.id)
-        return call.public()
-
-    async def settle(self, ctx: RequestContext, call: Call) -> None:
-        """Ask Telnyx about a call and end it in the record if it is no longer alive."""
-        try:
-            info = await self.adapter.call_status(ctx, call.call_control_id)
-            alive = info.is_alive
-        except exc.ProviderRejected as e:
-            if e.reason != "provider_not_found":
-                raise
-            alive = False
-        if alive:
-            return
-        status = CallStatus.COMPLETED if call.answered_at else CallStatus.FAILED
-        fields: dict[str, Any] = {"ended_at": timezone.now()}
-        if status == CallStatus.FAILED:
-            fields["error_code"] = call.error_code or "ended_unobserved"
-        if await acall_advance(call_id=call.id, status=status, fields=fields):
-            await self._push(call.id)
-
     async def health_ping(self, ctx: RequestContext, payload: dict[str, Any]) -> dict[str, Any]:
         """Proves the round trip through the layer to a live worker; does not touch Telnyx."""
         return {
@@ -287,28 +188,6 @@ class Operations:
             "breaker": self.adapter.breaker.state,
             "time": time.time(),
         }
-
-    # -- helpers -----------------------------------------------------------------------
-
-    async def _call(self, payload: dict[str, Any]) -> Call:
-        try:
-            return await Call.objects.aget(pk=uuid.UUID(str(payload.get("call_id"))))
-        except (Call.DoesNotExist, ValueError) as e:
-            raise exc.NotFound("No such call.") from e
-
-    async def _hangup_quietly(self, ctx: RequestContext, call_control_id: str) -> None:
-        try:
-            await self.adapter.hangup(ctx, call_control_id)
-        except exc.TelephonyError as e:
-            logger.warning(
-                "[Telephony Worker] request_id=%s compensating hangup failed: %s",
-                ctx.request_id,
-                e.reason,
-            )
-
-    async def _push(self, call_id: Any) -> None:
-        call = await Call.objects.aget(pk=call_id)
-        await push_call(call.user_id, call.public())
 
 
 class _RedisLock:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from telephony import exceptions as exc
+from telephony.legs import Leg, agent_sip_uri, decode_client_state, encode_client_state
 from telephony.worker.adapter import (
     CallInfo,
     CredentialInfo,
@@ -42,6 +43,7 @@ T = TypeVar("T")
 API_KEY = "KEY0123456789ABCDEF_contract"
 CREDENTIAL_ID = "c215ade3-0d39-418e-94be-c5f780760199"
 CALL_CONTROL_ID = "v3:MdI91X4lWFEs7IgbBEOT9M4AigoY08M0WWZFISt1Yw2axZ_IiE4pqg"
+CALL_ID = uuid.UUID("0b1f6a52-3c1e-4d7e-9a55-2f8e9d0c1a77")
 
 
 @dataclass
@@ -66,11 +68,13 @@ class Recorder:
     """httpx event hooks: record every exchange; optionally ask Prism for a status."""
 
     prefer_code: int | None = None
+    prefer_example: str | None = None  # one of the spec's named examples for that code
     exchanges: list[Exchange] = field(default_factory=list)
 
     async def on_request(self, request: httpx.Request) -> None:
         if self.prefer_code is not None:
-            request.headers["Prefer"] = f"code={self.prefer_code}"
+            example = f", example={self.prefer_example}" if self.prefer_example else ""
+            request.headers["Prefer"] = f"code={self.prefer_code}{example}"
 
     async def on_response(self, response: httpx.Response) -> None:
         await response.aread()
@@ -273,20 +277,77 @@ async def test_adapter__dial__matches_spec(
             connection_id="1234567890",
             to="+15551230001",
             from_="+15557650002",
-            client_state="call:42",
+            client_state=encode_client_state(CALL_ID, Leg.AGENT),
             webhook_url="https://example.com/api/webrtc/webhooks/telnyx",
+            timeout_secs=15,
         ),
     )
     assert ex.status == 200
     sent = json.loads(ex.request_body)
-    assert sent["client_state"] == base64.b64encode(b"call:42").decode()
+    assert decode_client_state(sent["client_state"]) == (CALL_ID, Leg.AGENT)
+    assert base64.b64decode(sent["client_state"], validate=True)  # base64, as Telnyx requires
     assert sent["webhook_url"] == "https://example.com/api/webrtc/webhooks/telnyx"
+    assert sent["timeout_secs"] == 15
+    assert "link_to" not in sent and "bridge_on_answer" not in sent
     data = ex.json()["data"]
     assert result == DialResult(
         call_control_id=data["call_control_id"],
         call_session_id=data["call_session_id"],
         call_leg_id=data["call_leg_id"],
     )
+
+
+async def test_adapter__dial_customer_leg_linked_and_bridged_on_answer__matches_spec(
+    adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
+) -> None:
+    _, ex = await recorder.call(
+        spec,
+        "DialCall",
+        adapter.dial(
+            ctx(),
+            connection_id="1234567890",
+            to="+15551230001",
+            from_="+15557650002",
+            client_state=encode_client_state(CALL_ID, Leg.CUSTOMER),
+            link_to=CALL_CONTROL_ID,
+            bridge_on_answer=True,
+        ),
+    )
+    assert ex.status == 200
+    sent = json.loads(ex.request_body)
+    assert (sent["link_to"], sent["bridge_on_answer"]) == (CALL_CONTROL_ID, True)
+    assert decode_client_state(sent["client_state"]) == (CALL_ID, Leg.CUSTOMER)
+    assert "timeout_secs" not in sent  # Telnyx's default ring time for the customer
+
+
+async def test_adapter__dial_to_the_agents_sip_uri__matches_spec(
+    adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
+) -> None:
+    _, ex = await recorder.call(
+        spec,
+        "DialCall",
+        adapter.dial(
+            ctx(),
+            connection_id="1234567890",
+            to=agent_sip_uri("gencredabc"),
+            from_="+15557650002",
+            client_state=encode_client_state(CALL_ID, Leg.AGENT),
+            timeout_secs=2,  # clamped to the spec's minimum
+        ),
+    )
+    sent = json.loads(ex.request_body)
+    assert (sent["to"], sent["timeout_secs"]) == ("sip:gencredabc@sip.telnyx.com", 5)
+
+
+async def test_adapter__hangup_of_an_ended_call_is_not_an_error(
+    adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
+) -> None:
+    """The spec's 422 example ``call_already_ended`` (90018): the leg is down, as wanted."""
+
+    recorder.prefer_code, recorder.prefer_example = 422, "call_already_ended"
+    hung_up, ex = await recorder.call(spec, "HangupCall", adapter.hangup(ctx(), CALL_CONTROL_ID))
+    assert hung_up is False
+    assert ex.status == 422 and ex.json()["errors"][0]["code"] == "90018"
 
 
 async def test_adapter__call_status__matches_spec(
@@ -308,9 +369,11 @@ async def test_adapter__hangup__matches_spec(
     adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
 ) -> None:
     context = ctx()
-    _, ex = await recorder.call(spec, "HangupCall", adapter.hangup(context, CALL_CONTROL_ID))
-    assert ex.status == 200
-    assert json.loads(ex.request_body) == {"command_id": context.request_id}
+    hung_up, ex = await recorder.call(
+        spec, "HangupCall", adapter.hangup(context, CALL_CONTROL_ID, command_id="rid:customer")
+    )
+    assert ex.status == 200 and hung_up is True
+    assert json.loads(ex.request_body) == {"command_id": "rid:customer"}
 
 
 OPERATIONS: dict[str, tuple[str, Callable[[TelnyxAdapter], Awaitable[Any]]]] = {

@@ -291,4 +291,12 @@ def test_api__full_flow_through_a_real_worker(api: Client, start_worker, telnyx)
     assert call["status"] == "dialing"
     assert api.get(f"/api/webrtc/call/{call['id']}").json()["call"]["id"] == call["id"]
     ended = api.post(f"/api/webrtc/call/{call['id']}/hangup")
-    assert ended.status_code == 200 and ended.json()["call"]["status"] == "completed"
+    # The agent leg was still ringing: hanging up cancels the call, by the agent.
+    assert ended.status_code == 200 and ended.json()["call"]["status"] == "canceled"
+    assert ended.json()["call"]["hangup_side"] == "agent"
+
+
+def test_api__call_without_a_login_is_409_no_credential(api: Client, start_worker, telnyx) -> None:
+    start_worker()
+    created = api.post(CALL, {"to": "+12025550143"}, content_type="application/json")
+    assert_error(created, 409, "no_credential")

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from channels.layers import get_channel_layer
@@ -23,6 +24,7 @@ from telephony.events import user_group
 from telephony.models import Call, CallStatus, WebhookEvent
 from telephony.procutil import wait_for
 from telephony.web.client import get_telephony_service
+from tests.devserver.sandbox.rtc_client import VertoClient
 from tests.helpers import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -151,12 +153,16 @@ async def test_webhook__signed_lifecycle_completes_the_call(key, call) -> None:
     assert statuses == ["answered", "completed"]
 
 
-async def test_webhook__unanswered_hangup_fails_the_call(key, call) -> None:
-    hangup = event("call.hangup", call, hangup_cause="user_busy", hangup_source="callee")
+@pytest.mark.parametrize(
+    ("cause", "status"),
+    [("user_busy", "busy"), ("timeout", "no_answer"), ("not_found", "failed")],
+)
+async def test_webhook__unanswered_customer_hangup_says_why(key, call, cause, status) -> None:
+    hangup = event("call.hangup", call, hangup_cause=cause, hangup_source="callee")
     assert (await post(key, hangup)).status_code == 204
     row = await refreshed(call)
-    assert (row.status, row.hangup_cause, row.duration_seconds) == ("failed", "user_busy", 0)
-    assert row.ended_at == T0
+    assert (row.status, row.hangup_cause, row.duration_seconds) == (status, cause, 0)
+    assert row.ended_at == T0 and row.hangup_side in ("customer", "system")
 
 
 async def test_webhook__replay_is_stored_once_and_applied_once(key, call) -> None:
@@ -386,31 +392,50 @@ async def test_webhook__end_to_end_sandbox_daphne_worker(
 
     assert await asyncio.to_thread(wait_for, web_up, timeout=20), procs.output(web)
     assert web.poll() is None, procs.output(web)
+    # The agent leg rings the agent's WebRTC login (a Verto client standing in for the
+    # page, answering it); the customer leg follows the sandbox's timetable: answered
+    # 0.3 s after it is dialled, hung up by the customer 1.2 s later.
     telnyx.set_webhooks(initiated_after=0.05, answer_after=0.3, talk_time=1.2)
     start_worker(env={"TELNYX_WEBHOOK_URL": f"http://127.0.0.1:{port}{URL}"})
     user = await get_user_model().objects.acreate_user("caller")
+    login = await get_telephony_service().agenerate_credential(user)
 
-    created = await get_telephony_service().amake_call(user, "+12025550143")
     seen: list[str] = []
-    for _ in range(100):
-        row = await Call.objects.aget(pk=created["id"])
-        if not seen or seen[-1] != row.status:
-            seen.append(row.status)
-        if row.is_terminal:
-            break
-        await asyncio.sleep(0.05)
+    async with aiohttp.ClientSession() as http:
+        agent = await VertoClient.connect(http, telnyx.ready["rtc_url"])
+        try:
+            await agent.login(login["token"])
+            created = await get_telephony_service().amake_call(user, "+12025550143")
+            await agent.answer(await agent.expect("telnyx_rtc.invite"))
+            for _ in range(200):
+                row = await Call.objects.aget(pk=created["id"])
+                if not seen or seen[-1] != row.status:
+                    seen.append(row.status)
+                if row.is_terminal:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await agent.close()
     assert row.status == CallStatus.COMPLETED, (seen, procs.output(web))
-    assert "ringing" in seen or "answered" in seen, seen
-    assert seen.index("answered") > (seen.index("ringing") if "ringing" in seen else -1)
+    assert "answered" in seen and seen.index("answered") > seen.index("ringing"), seen
+    assert row.agent_call_control_id and row.call_control_id
+    assert row.agent_answered_at and row.ringing_at and row.agent_answered_at <= row.ringing_at
     assert row.answered_at and row.ended_at and row.ended_at > row.answered_at
     assert row.duration_seconds is not None and 0 <= row.duration_seconds <= 2
-    assert row.hangup_cause == "normal_clearing"
-    deliveries = telnyx.webhooks(row.call_control_id)
-    assert [d["event_type"] for d in deliveries] == [
-        "call.initiated",
-        "call.answered",
-        "call.hangup",
-    ]
-    assert {d["status"] for d in deliveries} == {204}
+    assert (row.hangup_cause, row.hangup_side) == ("normal_clearing", "customer")
+    dials = [e for e in telnyx.log() if e["operation"] == "DialCall" and e.get("executed")]
+    assert len(dials) == 2  # the agent leg, then the customer leg
+    for leg in (row.agent_call_control_id, row.call_control_id):
+        deliveries = telnyx.webhooks(leg)
+        assert [d["event_type"] for d in deliveries][:2] == ["call.initiated", "call.answered"]
+        assert deliveries[-1]["event_type"] == "call.hangup"
+        assert {d["status"] for d in deliveries} == {204}
+
+    def both_legs_ended() -> bool:
+        r = Call.objects.get(pk=row.pk)
+        return r.agent_ended_at is not None and r.customer_ended_at is not None
+
+    # Whichever leg hung up first, the worker ended the other one.
+    assert await asyncio.to_thread(wait_for, both_legs_ended, timeout=10)
     stored = [e.event_type async for e in WebhookEvent.objects.filter(call_id=row.id)]
-    assert sorted(stored) == ["call.answered", "call.hangup", "call.initiated"]
+    assert stored.count("call.hangup") == 2 and stored.count("call.answered") == 2

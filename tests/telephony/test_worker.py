@@ -38,19 +38,33 @@ def _executed(log, op=None):
 
 
 async def test_worker__dial_status_and_hangup(sandbox_workers, telnyx, user) -> None:
-    telnyx.set_webhooks(answer_after=30, talk_time=60)  # stays ringing until we hang up
+    telnyx.set_webhooks(answer_after=30, talk_time=60)  # the agent leg rings until hung up
     await sandbox_workers.start()
+    await service.agenerate_credential(user)  # the agent leg rings this login
     call = await service.amake_call(user, "+12025550143")
     assert call["status"] == CallStatus.DIALING and call["to"] == "+12025550143"
     row = await Call.objects.aget(pk=call["id"])
-    assert row.call_control_id and row.request_id
+    assert row.agent_call_control_id and row.request_id and not row.call_control_id
     dial = _executed(telnyx.log(), "DialCall")
     assert [e["request_id"] for e in dial] == [str(row.request_id)]
     status = await service.acall_status(user, call["id"])
     assert status["id"] == call["id"]
     ended = await service.ahangup(user, call["id"])
-    assert ended["status"] == CallStatus.COMPLETED
-    assert _executed(telnyx.log(), "HangupCall")
+    # Hung up before anyone answered: cancelled by the agent. No WebRTC client is logged
+    # in, so the sandbox may already have ended the agent leg: Telnyx's 422 "call has
+    # already ended" (90018) counts as hung up, not as an error, and is not retried.
+    assert (ended["status"], ended["hangup_side"]) == (CallStatus.CANCELED, "agent")
+    hangups = [e for e in telnyx.log() if e["operation"] == "HangupCall"]
+    assert [e["status"] for e in hangups] in ([200], [422])
+
+
+async def test_worker__dial_without_a_login_is_no_credential(sandbox_workers, telnyx, user) -> None:
+    await sandbox_workers.start()
+    with pytest.raises(exc.NoCredential):
+        await service.amake_call(user, "+12025550143")
+    row = await Call.objects.aget()
+    assert (row.status, row.error_code) == (CallStatus.FAILED, "no_credential")
+    assert _executed(telnyx.log(), "DialCall") == []
 
 
 async def test_worker__no_worker_means_unavailable_at_once(telnyx, user, settings) -> None:
@@ -79,6 +93,7 @@ async def test_worker__sigkill_mid_request_gives_timeout_and_a_settled_row(
     settings.TELEPHONY_REQUEST_TIMEOUT = 2.0
     telnyx.set_fault("DialCall", latency_ms=5000)
     proc = start_worker()
+    await service.agenerate_credential(user)
     task = asyncio.create_task(service.amake_call(user, "+12025550143"))
     assert await asyncio.to_thread(
         wait_for, lambda: getattr(worker_beat(proc.pid), "in_flight", None) == 1, timeout=5
@@ -117,6 +132,7 @@ async def test_worker__provider_faults_map_to_errors_and_call_rows(
 ) -> None:
     telnyx.set_fault("DialCall", **fault)
     await sandbox_workers.start()
+    await service.agenerate_credential(user)
     with pytest.raises(exc.ProviderError) as err:
         await service.amake_call(user, "+12025550143")
     assert err.value.reason == reason and err.value.status == 502
@@ -132,6 +148,7 @@ async def test_worker__hanging_provider_times_out_before_the_deadline(
     settings.TELEPHONY_REQUEST_TIMEOUT = 1.5
     telnyx.set_fault("DialCall", hang=True)
     await sandbox_workers.start()
+    await service.agenerate_credential(user)
     with pytest.raises((exc.ProviderTimeout, exc.WorkerTimeout)):
         await service.amake_call(user, "+12025550143")
     row = await Call.objects.aget()
@@ -199,6 +216,7 @@ async def test_worker__hangup_of_another_users_call_is_not_found(
 ) -> None:
     other = await get_user_model().objects.acreate_user("other", password="x")
     await sandbox_workers.start()
+    await service.agenerate_credential(user)
     call = await service.amake_call(user, "+12025550143")
     with pytest.raises(exc.NotFound):
         await service.ahangup(other, call["id"])

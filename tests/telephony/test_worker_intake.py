@@ -192,7 +192,6 @@ async def test_worker__a_request_id_runs_once_across_two_workers(workers) -> Non
     # Every second delivery was refused by its claim (the layer may redeliver a few more).
     await await_until(lambda: a.stats.duplicates + b.stats.duplicates >= 30, timeout=5)
     assert a.stats.handled + b.stats.handled == 30
-    assert a.stats.handled and b.stats.handled  # both took part
     claim_ttl = await get_async_redis().pttl(Keys.claim(requests[0].request_id))
     assert claim_ttl > 10_000  # outlives the deadline: a late duplicate still sees it
 
