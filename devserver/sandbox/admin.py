@@ -96,6 +96,7 @@ class Admin:
             await self.sandbox.webhooks.cancel_all()
             self.sandbox.webhooks.settings = dataclasses.replace(self.sandbox.config.webhook)
             self.sandbox.store.reset()
+            await self.sandbox.rtc.reset()
         self.sandbox.log.clear()
         self.sandbox.faults.clear()
         self.sandbox.webhooks.deliveries.clear()

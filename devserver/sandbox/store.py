@@ -130,6 +130,14 @@ class Call:
     hangup_cause: str | None = None
     hangup_source: str | None = None
     hangup_commands: set[str] = field(default_factory=set)
+    link_to: str | None = None  # Dial's link_to, bridge_on_answer, park_after_unbridge
+    bridge_on_answer: bool = False
+    park_after_unbridge: str | None = None
+    timeout_secs: int = 30
+    outcome: str | None = None  # injected: "busy" or "no_answer"
+    media_stop_after: float | None = None  # injected, seconds after answer
+    drop_after: float | None = None  # injected, seconds after answer
+    bridged_with: str | None = None
 
     @property
     def is_alive(self) -> bool:
