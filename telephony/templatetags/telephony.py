@@ -137,6 +137,16 @@ def _assets_once(context: template.Context) -> str:
     return str(tags)
 
 
+def _sdk_url() -> str:
+    """The vendored SDK's URL; empty (no softphone, the button still renders) if the
+    static storage cannot name it."""
+    try:
+        return str(static(SDK_PATH))
+    except Exception:
+        logger.exception("[Telephony Tag] call_button: no static URL for %s", SDK_PATH)
+        return ""
+
+
 def _user_is_authenticated(context: template.Context) -> bool:
     request = context.get("request")
     user = getattr(request, "user", None) if request is not None else context.get("user")
@@ -165,7 +175,7 @@ def _build(context: template.Context, number: object, label: object, name: objec
     button.status_url = reverse("telephony:status")
     button.csrf_cookie = str(settings.CSRF_COOKIE_NAME)
     button.credential_url = reverse("telephony:credential")
-    button.sdk_url = static(SDK_PATH)
+    button.sdk_url = _sdk_url()
     button.rtc_host = str(getattr(settings, "TELEPHONY_RTC_HOST", "") or "")
     try:
         button.number = normalize_number(number)
