@@ -174,9 +174,7 @@ def test_softphone__answers_its_agent_leg_plays_the_customer_and_controls_the_ca
     expect(controls.get_by_role("button", name="Unmute microphone")).to_have_attribute(
         "aria-pressed", "true"
     )
-    wait_for(
-        lambda: sandbox.leg(agent)["customer_hears"]["rms"] == 0, "silence after mute", 10
-    )
+    wait_for(lambda: sandbox.leg(agent)["customer_hears"]["rms"] == 0, "silence after mute", 10)
 
     # Hold and resume.
     controls.get_by_role("button", name="Hold call").click()
@@ -221,8 +219,13 @@ def test_softphone__an_invite_for_no_pending_call_rings_and_is_never_answered_al
         assert sandbox.leg(stranger)["answered_by"] is None
         time.sleep(0.2)
     ringer.get_by_role("button", name=re.compile("^Decline")).click()
-    wait_for(lambda: sandbox.leg(stranger)["state"] != "parked" and
-             sandbox.leg(stranger)["ringing_sessions"] == 0, "the decline to end the leg")
+    wait_for(
+        lambda: (
+            sandbox.leg(stranger)["state"] != "parked"
+            and sandbox.leg(stranger)["ringing_sessions"] == 0
+        ),
+        "the decline to end the leg",
+    )
     expect(ringer.get_by_role("status")).to_have_text("Call ended")
 
     # A call with no client_state at all rings too; answered by a click, it is up.
@@ -241,11 +244,14 @@ def test_softphone__an_invite_for_no_pending_call_rings_and_is_never_answered_al
 # -- graceful fallbacks: one line in place of the buttons, and no call placed ------------
 
 
-def click_and_expect_line(page: Any, line: str, posts: list[str]) -> None:
-    """The line shows instead of every button (at once, or after a click), no POST."""
-    buttons = page.locator(CALL_BUTTONS)
-    if buttons.count():
-        buttons.first.click()
+def expect_line(page: Any, line: str, posts: list[str], *, click: bool = False) -> None:
+    """The line shows instead of every button (at once, or after a click), and no POST.
+
+    Without ``click`` the line must come by itself: the softphone fails on page load,
+    before anyone can click, and no button is left to click.
+    """
+    if click:
+        page.locator(CALL_BUTTONS).first.click()
     expect(page.locator(UNAVAILABLE).first).to_have_text(line)
     expect(page.locator(UNAVAILABLE)).to_have_count(CONTACTS)
     expect(page.locator(CALL_BUTTONS)).to_have_count(0)
@@ -256,7 +262,7 @@ def test_softphone__the_sdk_failing_to_load_shows_one_line(page: Any, product: P
     page.route(re.compile(r"/static/vendor/telnyx-webrtc/.*"), lambda route: route.abort())
     posts = call_posts(page)
     login(page)
-    click_and_expect_line(page, "Calls unavailable: the phone could not be loaded", posts)
+    expect_line(page, "Calls unavailable: the phone could not be loaded", posts)
     assert softphone_state(page)["error"] == "sdk_load_failed"
     assert page.js_errors == []
 
@@ -265,19 +271,23 @@ def test_softphone__webrtc_missing_shows_one_line(page: Any, product: Product) -
     page.add_init_script("delete window.RTCPeerConnection;")
     posts = call_posts(page)
     login(page)
-    click_and_expect_line(page, "Calls unavailable: this browser cannot make calls", posts)
+    expect_line(page, "Calls unavailable: this browser cannot make calls", posts)
     assert page.js_errors == []
 
 
 def test_softphone__a_failed_login_shows_one_line(page: Any, product: Product) -> None:
-    bad = {"token": "not.a-valid.token", "sip_username": "nobody", "expires_at": "2099-01-01T00:00:00Z"}
+    bad = {
+        "token": "not.a-valid.token",
+        "sip_username": "nobody",
+        "expires_at": "2099-01-01T00:00:00Z",
+    }
     page.route(
         re.compile(r"/api/webrtc/credential$"),
         lambda route: route.fulfill(status=201, json={"credential": bad}),
     )
     posts = call_posts(page)
     login(page)
-    click_and_expect_line(page, "Calls unavailable: the phone could not log in", posts)
+    expect_line(page, "Calls unavailable: the phone could not log in", posts)
     assert softphone_state(page)["error"] == "login_failed"
     assert page.js_errors == []
 
@@ -302,14 +312,12 @@ def denying_page(browser: Any, product: Product) -> Iterator[Any]:
         other.close()
 
 
-def test_softphone__a_denied_microphone_shows_one_line(
-    denying_page: Any, product: Product
-) -> None:
+def test_softphone__a_denied_microphone_shows_one_line(denying_page: Any, product: Product) -> None:
     page = denying_page
     posts = call_posts(page)
     login(page)
     wait_softphone_ready(page)  # logging in needs no microphone; placing a call does
-    click_and_expect_line(page, "Calls unavailable: allow the microphone to call", posts)
+    expect_line(page, "Calls unavailable: allow the microphone to call", posts, click=True)
     assert page.js_errors == []
 
 
