@@ -7,14 +7,16 @@ out of the page's ``<audio>``, and mute, DTMF and hang-up reach the other side. 
 nobody here asked for rings instead. Each way the softphone cannot work shows one line
 in place of the buttons, and no call is placed.
 
-The agent leg is dialled here the way a worker does (the sandbox's REST API, its API key,
-``client_state`` naming our call), so these tests do not depend on the worker's two-leg
-flow.
+Before the workers place two legs themselves (``telephony.legs``), the agent leg is
+dialled here the way a worker does (the sandbox's REST API, its API key, ``client_state``
+naming our call), and the customer bridged to it; once they do, the test follows the
+legs the worker dialled.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
 import time
@@ -44,6 +46,8 @@ CALL_BUTTONS = "button.tel-call__button"
 UNAVAILABLE = ".tel-unavailable"
 CONTACTS = 5
 T = TypeVar("T")
+# The workers dial the agent leg and the customer themselves (the two-leg flow).
+WORKER_DIALS_LEGS = importlib.util.find_spec("telephony.legs") is not None
 
 
 def wait_for(fn: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
@@ -82,6 +86,10 @@ class Sandbox:
             return users[-1] if users else None
 
         return wait_for(ready, "the page's softphone to log in to /rtc")
+
+    def legs_of(self, user: str) -> list[dict[str, Any]]:
+        legs: list[dict[str, Any]] = httpx.get(f"{self.control}/rtc/calls", timeout=5).json()
+        return [leg for leg in legs if leg["sip_username"] == user]
 
     def leg(self, call_control_id: str) -> dict[str, Any]:
         res = httpx.get(f"{self.control}/rtc/calls/{call_control_id}", timeout=5)
@@ -152,12 +160,18 @@ def test_softphone__answers_its_agent_leg_plays_the_customer_and_controls_the_ca
         ada.locator(CALL_BUTTONS).click()
     call_id = answer.value.json()["call"]["id"]
 
-    # The worker's agent leg, then the customer bridged to it on answer.
-    agent = sandbox.dial(f"sip:{user}@sip.telnyx.com", client_state=client_state(call_id))
+    # The agent leg, then the customer bridged to it on answer: the worker's, or ours.
+    if WORKER_DIALS_LEGS:
+        agent = wait_for(lambda: sandbox.legs_of(user), "the worker's agent leg")[-1][
+            "call_control_id"
+        ]
+    else:
+        agent = sandbox.dial(f"sip:{user}@sip.telnyx.com", client_state=client_state(call_id))
     wait_for(lambda: sandbox.leg(agent)["answered_by"], "the page to answer the agent leg")
     controls = ada.locator(".tel-phone")
     expect(controls.get_by_role("button", name="Mute microphone")).to_be_enabled()
-    sandbox.dial("+12025550143", link_to=agent, bridge_on_answer=True)
+    if not WORKER_DIALS_LEGS:
+        sandbox.dial("+12025550143", link_to=agent, bridge_on_answer=True)
     wait_for(lambda: sandbox.leg(agent)["bridged"], "the customer to be bridged")
 
     # The page plays the customer's test tone (1 kHz by default).
