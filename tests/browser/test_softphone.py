@@ -255,6 +255,69 @@ def test_softphone__an_invite_for_no_pending_call_rings_and_is_never_answered_al
     assert script_errors(page) == []
 
 
+def test_softphone__with_two_tabs_the_call_is_answered_in_the_tab_that_placed_it(
+    page: Any, product: Product
+) -> None:
+    sandbox = Sandbox(product)
+    product.sandbox.set_webhooks(answer_after=0.5, talk_time=120)
+    login(page)
+    other = page.context.new_page()  # same browser, same session: a second tab
+    other.goto("/")
+    wait_softphone_ready(page)
+    wait_softphone_ready(other)
+    user = sandbox.agent_user()
+    wait_for(
+        lambda: (
+            len(
+                [
+                    s
+                    for s in httpx.get(f"{sandbox.control}/rtc", timeout=5).json()["sessions"]
+                    if s["sip_username"] == user
+                ]
+            )
+            == 2
+        ),
+        "both tabs logged in",
+    )
+
+    ada = page.locator(ADA)
+    with page.expect_response(lambda r: r.url.endswith("/api/webrtc/call")) as answer:
+        ada.locator(CALL_BUTTONS).click()
+    call_id = answer.value.json()["call"]["id"]
+    if WORKER_DIALS_LEGS:
+        agent = wait_for(lambda: sandbox.legs_of(user), "the worker's agent leg")[-1][
+            "call_control_id"
+        ]
+    else:
+        agent = sandbox.dial(f"sip:{user}@sip.telnyx.com", client_state=client_state(call_id))
+    wait_for(lambda: sandbox.leg(agent)["answered_by"], "one tab to answer the agent leg")
+    expect(ada.locator(".tel-phone")).to_have_count(1)  # in the tab that placed it
+    assert other.locator(".tel-ringer").count() == 0  # the other tab never rang
+    assert other.locator(".tel-phone").count() == 0
+    ada.get_by_role("button", name=re.compile(r"^Hang up")).click()
+    wait_for(lambda: sandbox.leg(agent)["state"] != "answered", "the agent leg to end")
+    assert script_errors(page) == [] and other.evaluate("1") == 1
+
+
+def test_softphone__logs_in_again_after_losing_its_socket(page: Any, product: Product) -> None:
+    sandbox = Sandbox(product)
+    login(page)
+    wait_softphone_ready(page)
+    user = sandbox.agent_user()
+    res = httpx.post(f"{sandbox.control}/rtc/drop", json={"sip_username": user}, timeout=5)
+    assert res.json()["closed"] >= 1
+    # The SDK's auto-reconnect logs in again; a call placed afterwards still rings here.
+    page.wait_for_function(
+        "() => window.TelephonyCallButtons.state().softphone.state !== 'ready'", timeout=10_000
+    )
+    wait_softphone_ready(page)
+    stranger = sandbox.dial(f"sip:{user}@sip.telnyx.com")
+    expect(page.get_by_role("button", name=re.compile("^Answer call"))).to_be_visible()
+    page.get_by_role("button", name=re.compile("^Decline")).click()
+    wait_for(lambda: sandbox.leg(stranger)["ringing_sessions"] == 0, "the decline")
+    assert script_errors(page) == []
+
+
 # -- graceful fallbacks: one line in place of the buttons, and no call placed ------------
 
 
