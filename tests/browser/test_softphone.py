@@ -92,10 +92,18 @@ class Sandbox:
         return [leg for leg in legs if leg["sip_username"] == user]
 
     def leg(self, call_control_id: str) -> dict[str, Any]:
-        res = httpx.get(f"{self.control}/rtc/calls/{call_control_id}", timeout=5)
-        assert res.status_code == 200, res.text
-        body: dict[str, Any] = res.json()
-        return body
+        """One agent leg's report. The sandbox rings a Dial's leg just after answering the
+        Dial, so a leg dialled a moment ago may not be known yet: wait for it."""
+
+        def report() -> dict[str, Any] | None:
+            res = httpx.get(f"{self.control}/rtc/calls/{call_control_id}", timeout=5)
+            if res.status_code == 404:
+                return None
+            assert res.status_code == 200, res.text
+            body: dict[str, Any] = res.json()
+            return body
+
+        return wait_for(report, f"the sandbox to know the agent leg {call_control_id}", 5)
 
 
 def client_state(call_id: str, leg: str = "agent") -> str:
