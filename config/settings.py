@@ -204,6 +204,9 @@ TELEPHONY_ALLOWED_COUNTRIES = env.list("TELEPHONY_ALLOWED_COUNTRIES", default=["
 TELEPHONY_CREDENTIAL_TAG = env.str("TELEPHONY_CREDENTIAL_TAG", default="django-telephony")
 TELEPHONY_CREDENTIAL_TTL = env.float("TELEPHONY_CREDENTIAL_TTL", default=24 * 3600.0)
 TELEPHONY_STATE_CACHE_TTL = env.float("TELEPHONY_STATE_CACHE_TTL", default=0.25)
+# The WebRTC signalling URL the page's softphone uses (the SDK's `host` option). Empty:
+# the SDK's default, wss://rtc.telnyx.com. `serve` sets it to the sandbox's ws://.../rtc.
+TELEPHONY_RTC_HOST = env.str("TELEPHONY_RTC_HOST", default="")
 TELEPHONY_RATE_LIMIT_CREDENTIAL = env.str("TELEPHONY_RATE_LIMIT_CREDENTIAL", default="10/m")
 TELEPHONY_RATE_LIMIT_CALL = env.str("TELEPHONY_RATE_LIMIT_CALL", default="6/m")
 TELEPHONY_RECONCILE_INTERVAL = env.float("TELEPHONY_RECONCILE_INTERVAL", default=30.0)

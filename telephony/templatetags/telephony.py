@@ -42,6 +42,8 @@ register = template.Library()
 
 TEMPLATE = "telephony/call_button.html"
 WS_URL = "/ws/webrtc/"
+# The vendored @telnyx/webrtc ES module the softphone imports on demand (static/vendor/).
+SDK_PATH = "vendor/telnyx-webrtc/2.27.10/bundle.mjs"
 UNAVAILABLE_TEXT = "Calls unavailable"
 # Marks, on the request (or the render context), that the CSS/JS tags were written.
 ASSETS_FLAG = "_telephony_assets_included"
@@ -80,6 +82,9 @@ class Button:
     status_url: str = ""
     ws_url: str = WS_URL
     csrf_cookie: str = "csrftoken"
+    credential_url: str = ""
+    sdk_url: str = ""
+    rtc_host: str = ""
     assets: str = ""
 
 
@@ -132,6 +137,16 @@ def _assets_once(context: template.Context) -> str:
     return str(tags)
 
 
+def _sdk_url() -> str:
+    """The vendored SDK's URL; empty (no softphone, the button still renders) if the
+    static storage cannot name it."""
+    try:
+        return str(static(SDK_PATH))
+    except Exception:
+        logger.exception("[Telephony Tag] call_button: no static URL for %s", SDK_PATH)
+        return ""
+
+
 def _user_is_authenticated(context: template.Context) -> bool:
     request = context.get("request")
     user = getattr(request, "user", None) if request is not None else context.get("user")
@@ -159,6 +174,9 @@ def _build(context: template.Context, number: object, label: object, name: objec
     button.call_url = reverse("telephony:call")
     button.status_url = reverse("telephony:status")
     button.csrf_cookie = str(settings.CSRF_COOKIE_NAME)
+    button.credential_url = reverse("telephony:credential")
+    button.sdk_url = _sdk_url()
+    button.rtc_host = str(getattr(settings, "TELEPHONY_RTC_HOST", "") or "")
     try:
         button.number = normalize_number(number)
     except InvalidNumber:

@@ -152,7 +152,10 @@ class TelephonyService:
             raise exc.ServiceUnavailable(reason="no_channel_layer")
         started = time.monotonic()
         try:
-            reply_to = await layer.new_channel("telephony.reply.")
+            # The default prefix, as every Channels consumer: channels-redis lets one
+            # receive at a time pop a layer's process-local channels, and only its own
+            # prefix (tests/telephony/test_client_replies.py).
+            reply_to = await layer.new_channel()
             request = Request.new(
                 op, reply_to=reply_to, timeout=timeout, payload=payload, request_id=request_id
             )

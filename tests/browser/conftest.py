@@ -43,6 +43,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The softphone needs a microphone: a fake device (a beep), allowed without a prompt.
+# Without FAKE_MEDIA_UI the permission prompt is refused, as a person clicking "Block".
+FAKE_MEDIA_DEVICE = "--use-fake-device-for-media-stream"
+FAKE_MEDIA_UI = "--use-fake-ui-for-media-stream"
 ARTIFACTS = ROOT / "artifacts" / "browser"
 # Short, so outages show within a second; the adapter loads the SDK's lazy resources
 # before the first heartbeat, so a fresh worker's first call cannot look like a hang.
@@ -68,7 +72,9 @@ def browser(chromium_path: str) -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True
+            executable_path=chromium_path,
+            args=[*CHROMIUM_ARGS, FAKE_MEDIA_DEVICE, FAKE_MEDIA_UI],
+            headless=True,
         )
         try:
             yield browser

@@ -73,6 +73,21 @@ def test_call_button__renders_an_accessible_button_when_available() -> None:
     assert "data-tel-reason" not in html and "Calls unavailable" not in html
 
 
+def test_call_button__tells_the_softphone_where_its_sdk_token_and_signalling_are(
+    settings,
+) -> None:
+    fake_ready_worker()
+    settings.TELEPHONY_RTC_HOST = ""
+    html = render("{% call_button number %}", number=ADA)
+    assert attr(html, "data-tel-sdk-url") == "/static/vendor/telnyx-webrtc/2.27.10/bundle.mjs"
+    assert attr(html, "data-tel-credential-url") == "/api/webrtc/credential"
+    assert attr(html, "data-tel-rtc-host") == ""  # the SDK's default, wss://rtc.telnyx.com
+    assert finders.find("vendor/telnyx-webrtc/2.27.10/bundle.mjs")
+    settings.TELEPHONY_RTC_HOST = "ws://127.0.0.1:8765/rtc"
+    html = render("{% call_button number %}", number=ADA)
+    assert attr(html, "data-tel-rtc-host") == "ws://127.0.0.1:8765/rtc"
+
+
 def test_call_button__label_and_name_make_the_accessible_name() -> None:
     fake_ready_worker()
     html = render('{% call_button number label="Call Ada" %}', number=ADA)
@@ -289,7 +304,11 @@ def test_mask_number__keeps_only_the_country_code_and_last_digits() -> None:
 def test_assets__exist_and_the_modules_parse() -> None:
     js = finders.find("telephony/call-button.js")
     assert isinstance(js, str) and finders.find("telephony/call-button.css")
-    modules = [Path(js), *sorted((Path(js).parent / "call-button").glob("*.mjs"))]
+    modules = [
+        Path(js),
+        *sorted((Path(js).parent / "call-button").glob("*.mjs")),
+        *sorted((Path(js).parent / "softphone").glob("*.mjs")),
+    ]
     assert len(modules) > 1
     node = shutil.which("node")
     if node is None:

@@ -160,6 +160,7 @@ class Command(BaseCommand):
                 "TELNYX_CONNECTION_ID": sandbox.connection_id,
                 "TELNYX_CALL_CONNECTION_ID": sandbox.call_connection_id,
                 "TELNYX_FROM_NUMBER": sandbox.from_number,
+                "TELEPHONY_RTC_HOST": str(sandbox.ready.get("rtc_url", "")),  # the softphone's
             }
         )
         return env

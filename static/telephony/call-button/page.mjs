@@ -8,6 +8,7 @@ import { reconnectDelay } from "./backoff.mjs";
 import { config } from "./config.mjs";
 import { EarlyUpdates } from "./early.mjs";
 import { guard, later, warn } from "./guard.mjs";
+import { PhoneLink } from "./phone-link.mjs";
 import { announcement, healthFromStatusAnswer, serviceLabel, serviceStatus } from "./service-status.mjs";
 import { wsAddress } from "./urls.mjs";
 import { Widget } from "./widget.mjs";
@@ -27,6 +28,17 @@ export class Page {
     this.backoff = 0;
     this.timers = { reconnect: 0, status: 0, calls: 0, ping: 0, pong: 0 };
     this.announcer = null;
+    this.link = new PhoneLink(this);
+  }
+
+  // -- the softphone (static/telephony/softphone/, see phone-link.mjs) ----------------------
+
+  softphone() {
+    return this.link.get();
+  }
+
+  block(code, detail) {
+    this.link.block(code, detail);
   }
 
   // -- what widgets ask of the page --------------------------------------------------------
@@ -62,6 +74,7 @@ export class Page {
     this.service.status = serviceStatus(healthy, status);
     this.prune();
     for (const widget of this.widgets) widget.setAvailable(healthy);
+    if (healthy) this.link.serviceUp(); // starts it, or retries a failed login
     for (const label of document.querySelectorAll("[data-tel-service-status]")) {
       label.textContent = serviceLabel(this.service.status);
       label.setAttribute("data-tel-service", this.service.status);
@@ -204,10 +217,12 @@ export class Page {
         if (widget.live && this.service.healthy !== null) widget.setAvailable(this.service.healthy);
         if (!this.urls.status) this.urls.status = node.getAttribute("data-tel-status-url") || "";
         if (!this.urls.ws) this.urls.ws = node.getAttribute("data-tel-ws-url") || "";
+        this.link.adopt(node, widget);
       } catch (e) {
         warn("could not set up a call button", e);
       }
     }
+    if (this.hasLiveWidgets()) this.softphone().catch((e) => warn("softphone start failed", e));
     if (!this.started && this.hasLiveWidgets()) {
       this.started = true;
       this.connect();
@@ -258,6 +273,11 @@ export class Page {
 
   // What window.TelephonyCallButtons.state() reports.
   snapshot() {
-    return { healthy: this.service.healthy, status: this.service.status, socket: this.socketOpen };
+    return {
+      healthy: this.service.healthy,
+      status: this.service.status,
+      socket: this.socketOpen,
+      softphone: this.link.snapshot(),
+    };
   }
 }

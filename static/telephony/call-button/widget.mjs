@@ -40,6 +40,9 @@ export class Widget {
     this.keepFocus = false; // the focus was in this widget before we disabled something
     this.tick = 0;
     this.hangupButton = null;
+    this.blocked = null; // {code, text} from the softphone: shown instead of the button
+    this.session = null; // the softphone's leg of our call, once answered here
+    this.controls = null;
     this.region = root.querySelector(".tel-call__status");
     if (!this.region) {
       this.region = document.createElement("span");
@@ -76,6 +79,12 @@ export class Widget {
     return !active || active === document.body || this.root.contains(active);
   }
 
+  setBlocked(blocked) {
+    if (!this.live) return;
+    this.blocked = blocked;
+    if (!this.call && !this.busy) this.renderIdle();
+  }
+
   setAvailable(ok) {
     if (!this.live) return;
     this.available = ok;
@@ -88,7 +97,7 @@ export class Widget {
     const refocus = this.keepFocus || root.contains(document.activeElement);
     this.keepFocus = false;
     this.removeHangup();
-    if (this.available) {
+    if (this.available && !this.blocked) {
       remove(root.querySelector(".tel-unavailable"));
       remove(root.querySelector(".tel-call__hint"));
       if (!this.button || !this.button.isConnected) {
@@ -107,6 +116,7 @@ export class Widget {
       const cooling = this.coolUntil > Date.now();
       this.button.disabled = cooling;
       root.classList.remove("tel-call--unavailable");
+      root.removeAttribute("data-tel-softphone");
       root.setAttribute("data-tel-state", "available");
       if (refocus && !cooling && this.mayTakeFocus()) this.button.focus();
     } else {
@@ -116,9 +126,12 @@ export class Widget {
       if (!fallback) {
         fallback = document.createElement("span");
         fallback.className = "tel-unavailable";
-        fallback.textContent = UNAVAILABLE_TEXT;
         root.insertBefore(fallback, root.firstChild);
       }
+      const text = this.available && this.blocked ? this.blocked.text : UNAVAILABLE_TEXT;
+      if (fallback.textContent !== text) fallback.textContent = text;
+      if (this.available && this.blocked) root.setAttribute("data-tel-softphone", this.blocked.code);
+      else root.removeAttribute("data-tel-softphone");
       if (refocus && this.mayTakeFocus()) {
         fallback.setAttribute("tabindex", "-1");
         fallback.focus();
@@ -129,20 +142,45 @@ export class Widget {
   }
 
   dial() {
-    if (this.busy || this.call || !this.available || this.coolUntil > Date.now()) return;
+    if (this.busy || this.call || !this.available || this.blocked || this.coolUntil > Date.now()) return;
     this.busy = true;
     // Disabling a focused button drops the focus to <body>: remember to bring it back.
     this.keepFocus = this.root.contains(document.activeElement);
     if (this.button) this.button.disabled = true;
     this.say("Calling…", "calling");
+    // The softphone first (logged in, microphone allowed): no call without it.
+    this.page
+      .softphone()
+      .then((phone) => (phone ? phone.prepare().then((ready) => ({ phone, ready })) : { phone: null, ready: { ok: true } }))
+      .then(
+        guard(({ phone, ready }) => {
+          if (ready.ok) {
+            this.place(phone, ready.token);
+            return;
+          }
+          this.busy = false;
+          if (ready.code === "busy") this.say("Call failed: finish the call in progress first", "failed");
+          else this.say("", "error");
+          this.page.block(ready.code);
+          this.renderIdle();
+        })
+      )
+      .catch((e) => {
+        this.busy = false;
+        warn("dial failed", e);
+      });
+  }
+
+  place(phone, token) {
+    this.busy = true;
     api("POST", this.callUrl, { to: this.number }, this.cookieName)
       .then(
         guard((res) => {
           this.busy = false;
-          if (res.status === 201 && res.body && res.body.call && res.body.call.id) {
-            this.track(res.body.call);
-            return;
-          }
+          const created = res.status === 201 && res.body && res.body.call && res.body.call.id;
+          if (created) this.track(res.body.call);
+          if (phone && token) phone.settle(token, created ? String(res.body.call.id) : null);
+          if (created) return;
           if (res.status === 429) {
             this.coolUntil = Date.now() + cooldownMs(res.retryAfter);
             later(() => {
@@ -182,6 +220,29 @@ export class Widget {
     if (focusHere && this.mayTakeFocus()) button.focus();
   }
 
+  // The softphone answered our call's agent leg here: its controls go next to the button.
+  attachSession(session, CallControls) {
+    if (!this.call || this.session) return;
+    this.session = session;
+    this.controls = new CallControls(session, { display: this.display });
+    this.root.insertBefore(this.controls.root, this.region);
+    let wasHeld = false;
+    session.onUpdate(() => {
+      if (session.over) {
+        if (this.session === session) this.detachSession();
+      } else if (session.held !== wasHeld && this.call) {
+        wasHeld = session.held;
+        this.say(wasHeld ? "On hold" : "In call", wasHeld ? "held" : "in-call");
+      }
+    });
+  }
+
+  detachSession() {
+    if (this.controls) this.controls.remove();
+    this.controls = null;
+    this.session = null;
+  }
+
   removeHangup() {
     if (!this.hangupButton) return;
     remove(this.hangupButton);
@@ -215,6 +276,8 @@ export class Widget {
 
   finish(text, state) {
     window.clearInterval(this.tick);
+    if (this.session) this.session.hangup();
+    this.detachSession();
     this.timer.hidden = true;
     this.timer.textContent = "";
     if (this.call) this.page.untrackCall(this.call.id);
@@ -230,6 +293,7 @@ export class Widget {
     this.keepFocus = this.root.contains(document.activeElement);
     if (this.hangupButton) this.hangupButton.disabled = true;
     this.say("Hanging up…", this.root.getAttribute("data-tel-call-state"));
+    if (this.session) this.session.hangup(); // our leg at once; the API ends the rest
     api("POST", hangupAddress(this.callUrl, call.id), undefined, this.cookieName)
       .then(
         guard((res) => {
