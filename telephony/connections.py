@@ -151,6 +151,12 @@ class Keys:
         return f"{cls.prefix()}:metrics:latency"
 
     @classmethod
+    def presence(cls) -> str:
+        """ZSET user_id -> when a page of theirs was last seen (epoch ms), the seats'
+        presence; member ``since``: when tracking began (see ``telephony.presence``)."""
+        return f"{cls.prefix()}:presence"
+
+    @classmethod
     def control(cls, supervisor_id: str) -> str:
         """LIST of control commands for one supervisor."""
         return f"{cls.prefix()}:control:{supervisor_id}"

@@ -20,10 +20,12 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from telephony import exceptions as exc
+from telephony import presence
 from telephony.connections import Keys, get_async_redis, release_lock
 from telephony.events import push_call
 from telephony.models import Call, CallStatus, Credential
 from telephony.services import acall_advance, acall_fill, aservice_event
+from telephony.worker import seats
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.credentials import select_for_room
 from telephony.worker.provider import RequestContext
@@ -57,10 +59,12 @@ class Operations:
     async def credential_create(
         self, ctx: RequestContext, payload: dict[str, Any]
     ) -> dict[str, Any]:
-        """A WebRTC login token for the user, on their still-valid credential or a new one."""
+        """A WebRTC login token for the user, on their own still-valid credential (their
+        seat) or a new one in a free seat (see ``telephony.worker.seats``)."""
         user_id = payload.get("user_id")
         if not isinstance(user_id, int):
             raise exc.InvalidRequest("credential.create needs user_id.")
+        await presence.atouch(user_id)  # asking for a token is being present
         cred = await self._active_credential(user_id)
         if cred is None:
             # Only creation takes the per-user lock: two tabs logging in at once must not
@@ -107,6 +111,14 @@ class Operations:
         )
 
     async def _new_credential(self, ctx: RequestContext, user_id: int) -> Credential:
+        # One allocation at a time across every worker: two must never take the last seat.
+        async with _RedisLock(seats.seat_lock_key(), ctx, busy="Seats are being allocated."):
+            return await self._new_credential_in_seat(ctx, user_id)
+
+    async def _new_credential_in_seat(self, ctx: RequestContext, user_id: int) -> Credential:
+        held = await seats.ensure_free_seat(
+            self.adapter, ctx, user_id=user_id, worker_id=self.worker_id
+        )
         user = await get_user_model().objects.aget(pk=user_id)
         name = f"{user.get_username()} (user {user_id})"[:128]
         tag = settings.TELEPHONY_CREDENTIAL_TAG
@@ -120,8 +132,14 @@ class Operations:
         try:
             info = await self.adapter.create_credential(ctx, **kwargs)
         except exc.CredentialLimitReached:
-            freed = await self.make_room(ctx)
+            # Telnyx counts more than our seats (expired, orphaned, another app's).
+            freed = await self.make_room(ctx) or await seats.free_one_idle_seat(
+                self.adapter, ctx, held, worker_id=self.worker_id
+            )
             if not freed:
+                limit = seats.account_limit()
+                if held and (limit <= 0 or len(held) >= limit):
+                    raise exc.SeatLimit(seats.limit_message(limit)) from None
                 raise
             info = await self.adapter.create_credential(ctx, **kwargs)
         return await Credential.objects.acreate(
@@ -313,8 +331,14 @@ class Operations:
 class _RedisLock:
     """A per-key lock in Redis that waits at most until the request's deadline."""
 
-    def __init__(self, key: str, ctx: RequestContext) -> None:
-        self.key, self.ctx = key, ctx
+    def __init__(
+        self,
+        key: str,
+        ctx: RequestContext,
+        *,
+        busy: str = "Another request for this user is still running.",
+    ) -> None:
+        self.key, self.ctx, self.busy = key, ctx, busy
         self.token = ctx.request_id
 
     async def __aenter__(self) -> None:
@@ -322,7 +346,7 @@ class _RedisLock:
         ttl_ms = max(1000, int(self.ctx.remaining() * 1000) + 1000)
         while not await r.set(self.key, self.token, nx=True, px=ttl_ms):
             if self.ctx.remaining() <= 0.05:
-                raise exc.WorkerTimeout("Another request for this user is still running.")
+                raise exc.WorkerTimeout(self.busy)
             await asyncio.sleep(0.02)
 
     async def __aexit__(self, *a: object) -> None:
