@@ -48,8 +48,8 @@ class TelephonyConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         except Exception as e:  # Redis down: still serve the state poll
             logger.warning("[Telephony WS] group join failed: %s", type(e).__name__)
+        await self._touch()  # before accepting: an open socket always means present
         await self.accept()
-        await self._touch()
         await self._send_state(force=True)
         self.poller = asyncio.create_task(self._poll_state())
 
