@@ -59,6 +59,8 @@ def worker_env(
         "TELNYX_CONNECTION_ID": telnyx.connection_id,
         "TELNYX_CALL_CONNECTION_ID": telnyx.call_connection_id,
         "TELNYX_FROM_NUMBER": telnyx.from_number,
+        # The session sandbox allows 1000 credentials: so many seats, not a free account's 5.
+        "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "1000",
     }
 
 

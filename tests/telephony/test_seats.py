@@ -284,8 +284,9 @@ async def test_hygiene__deletes_seats_idle_past_the_idle_time_only(
         await pages[0].disconnect()
         await pages[1].disconnect()
         clock.advance(IDLE - 10)
+        await wait_seen(agents[2:5], clock())
         pages[1] = await online(agents[1])  # agent2 came back
-        clock.advance(20)
+        clock.advance(30)
         await wait_seen(agents[1:5], clock())
         await credential_hygiene(ops.adapter, worker_id="test:1")
         left = await row(agents[0])
