@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import free_port
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.sandbox.control import SandboxProcess
 from telephony.procutil import die_with_parent
@@ -59,12 +59,6 @@ PRODUCT_SETTINGS = {
 STRIPPED = ("TELNYX_", "TELEPHONY_", "DJANGO_")
 # Every call ends on its own within about two seconds, so nothing stays live for long.
 SANDBOX_TIMING = {"initiated_after": 0.05, "answer_after": 0.5, "talk_time": 1.5}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- /proc -----------------------------------------------------------------------------

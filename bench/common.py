@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,13 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago (the bench's one copy)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], p: float) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import time
 from typing import Any
@@ -18,13 +17,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bench.common import ROOT, emit, median, pct, peak_rss_mb, product_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.common import ROOT, emit, free_port, median, pct, peak_rss_mb, product_env
 
 
 async def _wait_up(url: str, timeout: float = 60) -> None:
@@ -129,7 +122,7 @@ def main() -> None:
             check=True,
             cwd=ROOT,
         )
-        port = _free_port()
+        port = free_port()
         web = env.start(
             sys.executable,
             "-m",

@@ -112,7 +112,11 @@ TEMPLATES = [
     },
 ]
 
-LOGIN_URL = "/admin/login/"
+# Agents log in through the site's own page (Django's LoginView); the admin keeps its own
+# login, for staff only.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

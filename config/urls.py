@@ -3,6 +3,7 @@
 import importlib.util
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard.ops.metrics import metrics
@@ -13,6 +14,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/webrtc/", include("telephony.web.urls")),
     path("metrics", metrics, name="metrics"),
+    # The agents' login (not staff, so not the admin's); LOGIN_URL points here.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("dashboard.demo.urls")),
 ]
 

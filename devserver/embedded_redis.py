@@ -91,6 +91,9 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # Out of the terminal's process group: Ctrl-C must reach only our owner, who
+            # stops Redis last, after everything that uses it.
+            start_new_session=True,
             preexec_fn=die_with_parent(),
         )
         if not wait_for(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +25,26 @@ import redis
 from devserver.embedded_redis import EmbeddedRedis, ping
 from telephony.layers import channel_layers_config
 from telephony.procutil import pid_alive, wait_for
+from tests.helpers import ROOT, ProcessTracker
 
-ROOT = Path(__file__).resolve().parent.parent
+# Tests that share one expensive session resource run on one xdist worker (``--dist
+# loadgroup``), so it starts once: Prism for the contract tests, ``serve`` + Chromium for
+# the browser tests. Tests that start real supervisors (each starts workers that import
+# the Telnyx SDK) run one at a time too: several at once starve the 2-core machine until
+# workers miss their start timeout.
+XDIST_GROUPS = ("contract", "browser")
+SUPERVISOR_FIXTURES = {"sup_env", "supervisor"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put tests into their xdist group: by marker, or ``supervisors`` by fixture."""
+    for item in items:
+        for group in XDIST_GROUPS:
+            if item.get_closest_marker(group) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+        if SUPERVISOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("supervisors"))
 
 
 @pytest.fixture(scope="session")
@@ -136,60 +153,6 @@ def subprocess_env(settings: Any, telephony_redis: str) -> dict[str, str]:
         }
     )
     return env
-
-
-class ProcessTracker:
-    """Starts real processes in their own process group and kills every one by pid."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(
-        self, argv: list[str], *, env: dict[str, str], name: str = "proc", **kw: Any
-    ) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}-{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=kw.pop("stdout", log),
-            stderr=kw.pop("stderr", subprocess.STDOUT),
-            start_new_session=True,
-            **kw,
-        )
-        proc.log_path = log.name  # type: ignore[attr-defined]
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def manage(
-        self, *args: str, env: dict[str, str], name: str | None = None, **kw: Any
-    ) -> subprocess.Popen[bytes]:
-        """Start ``python manage.py <args>``."""
-        return self.start([sys.executable, "manage.py", *args], env=env, name=name or args[0], **kw)
-
-    def output(self, proc: subprocess.Popen[bytes]) -> str:
-        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                try:
-                    proc.wait(timeout=grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            # Whatever is left of the group (a worker of a killed supervisor) goes too.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from bench.chaos_faults import KINDS
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("supervisors")]
 
 
 def test_chaos_short__no_invariant_violated(tmp_path: Path) -> None:

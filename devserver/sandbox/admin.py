@@ -7,6 +7,7 @@ No authentication: the sandbox binds 127.0.0.1 unless told otherwise. Bad input 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ class Admin:
         app.router.add_get(f"{prefix}/webhooks", self.webhooks_get)
         app.router.add_post(f"{prefix}/webhooks", self.webhooks_post)
         app.router.add_post(f"{prefix}/reset", self.reset)
+        app.router.add_post(f"{prefix}/clock", self.clock)
 
     async def info(self, request: web.Request) -> web.Response:
         """The ready-line data."""
@@ -85,6 +87,17 @@ class Admin:
         self.sandbox.webhooks.settings = settings
         return web.json_response(settings.as_dict())
 
+    async def clock(self, request: web.Request) -> web.Response:
+        """Move the store's clock ``{"offset_seconds": N}`` from real time, so that what is
+        created next is dated then (tests of age and expiry without sleeping)."""
+        try:
+            data = await request.json()
+            offset = float(data["offset_seconds"])
+        except (ValueError, TypeError, KeyError):
+            return web.json_response({"error": 'expected {"offset_seconds": number}'}, status=400)
+        self.sandbox.store.offset = datetime.timedelta(seconds=offset)
+        return web.json_response({"offset_seconds": offset})
+
     async def reset(self, request: web.Request) -> web.Response:
         """Back to a clean sandbox; ``keep_state`` clears only log, faults and deliveries."""
         try:
@@ -96,6 +109,7 @@ class Admin:
             await self.sandbox.webhooks.cancel_all()
             self.sandbox.webhooks.settings = dataclasses.replace(self.sandbox.config.webhook)
             self.sandbox.store.reset()
+            await self.sandbox.rtc.reset()
         self.sandbox.log.clear()
         self.sandbox.faults.clear()
         self.sandbox.webhooks.deliveries.clear()

@@ -1,9 +1,12 @@
 """Handlers for the call control operations: Dial, call status and Hangup.
 
 Dial validates like call control does (Call Control App id, E.164 numbers or SIP URIs,
-Base-64 ``client_state``, webhook URLs), honours ``command_id`` the way Telnyx does
-(a repeated Dial is ignored) and hands the new call to the webhook runner, which plays
-its lifecycle. Hangup ends a live call at once.
+Base-64 ``client_state``, webhook URLs, ``link_to``), honours ``command_id`` the way
+Telnyx does (a repeated Dial is ignored) and hands the new call to the webhook runner,
+which plays its lifecycle. A Dial to ``sip:<user>@sip.telnyx.com`` rings that user's
+WebRTC clients (``devserver.sandbox.rtc``); a Dial with ``link_to`` shares the linked
+call's session and, with ``bridge_on_answer``, is bridged to it on answer. Hangup ends a
+live call at once.
 """
 
 from __future__ import annotations
@@ -19,10 +22,18 @@ from aiohttp import web
 
 from devserver.sandbox import errors
 from devserver.sandbox.api import body, reply
+from devserver.sandbox.faults import DECISION, Decision
 from devserver.sandbox.store import Call, Store
 from devserver.sandbox.webhooks import Webhooks
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+TELNYX_SIP = re.compile(r"^sips?:([^@;]+)@sip\.telnyx\.com(?:[:;].*)?$", re.IGNORECASE)
+
+
+def sip_user(to: str) -> str | None:
+    """The user part of ``sip:<user>@sip.telnyx.com`` (a registered credential), else None."""
+    match = TELNYX_SIP.match(to)
+    return match.group(1) if match else None
 
 
 def _is_number(value: str) -> bool:
@@ -73,6 +84,12 @@ class Calls:
                     code="10003",
                     title="Invalid URL",
                 )
+        linked = self._linked(data)
+        timeout_secs = data.get("timeout_secs", 30)
+        if not 5 <= timeout_secs <= 600:
+            detail = "timeout_secs must be between 5 and 600 seconds."
+            code, title = "10033", "Value outside of range"
+            raise errors.invalid("/timeout_secs", detail, code=code, title=title)
         command_id = data.get("command_id")
         earlier = self.store.call_by_command(command_id) if command_id else None
         if earlier is not None:  # Telnyx ignores a repeated Dial with the same command_id
@@ -85,9 +102,33 @@ class Calls:
             webhook_url=data.get("webhook_url"),
             webhook_urls=dict(data.get("webhook_urls") or {}),
             command_id=command_id,
+            link_to=data.get("link_to"),
+            bridge_on_answer=bool(data.get("bridge_on_answer")),
+            park_after_unbridge=data.get("park_after_unbridge"),
+            timeout_secs=timeout_secs,
         )
-        self.webhooks.call_started(call)
+        if linked is not None:
+            call.call_session_id = linked.call_session_id
+        decision = request.get(DECISION) or Decision()
+        call.outcome = decision.outcome
+        call.media_stop_after, call.drop_after = decision.media_stop_after, decision.drop_after
+        self.webhooks.call_started(call, driven=sip_user(call.to) is not None)
         return reply(request, self._dialled(call, data))
+
+    def _linked(self, data: dict[str, Any]) -> Call | None:
+        """The call ``link_to`` names; 422 when it is needed and missing, or unknown."""
+        link_to = data.get("link_to")
+        for key in ("bridge_on_answer", "bridge_intent", "park_after_unbridge"):
+            if data.get(key) and not link_to:
+                detail = f"link_to is required when {key} is set."
+                raise errors.invalid("/link_to", detail)
+        if link_to is None:
+            return None
+        linked = self.store.calls.get(link_to)
+        if linked is None:
+            detail = "The call control id in link_to does not exist."
+            raise errors.invalid("/link_to", detail)
+        return linked
 
     @staticmethod
     def _dialled(call: Call, data: dict[str, Any]) -> dict[str, Any]:

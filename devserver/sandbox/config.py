@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devserver.sandbox.faults import FaultRule
+from devserver.sandbox.rtc.audio import AudioSettings
 from devserver.sandbox.webhooks import WebhookSettings
 
 DEFAULT_API_KEY = "KEYSANDBOX_LOCAL"  # a public, local-only key
@@ -25,3 +26,7 @@ class SandboxConfig:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     signing_key_file: Path | None = None
     log_file: Path | None = None
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    rtc_ping_interval: float = 30.0
+    connection_id: str | None = None  # None: a fresh one
+    call_connection_id: str | None = None

@@ -83,6 +83,10 @@ class SandboxControl:
         settings: dict[str, Any] = self._call("POST", "webhooks", kw)
         return settings
 
+    def set_clock(self, offset_seconds: float) -> None:
+        """Date what the sandbox creates next ``offset_seconds`` from now (0: real time)."""
+        self._call("POST", "clock", {"offset_seconds": offset_seconds})
+
     def reset(self, keep_state: bool = False) -> None:
         """Clear log and faults; unless ``keep_state``, also credentials, calls, timing."""
         self._call("POST", "reset", {"keep_state": keep_state})

@@ -44,6 +44,14 @@ fault rules (--fault, repeatable):
   execute         run the operation first, then fail/hang/garble the answer
   count=N         apply to the next N matching requests only
 
+  call faults (DialCall only; the Dial itself succeeds):
+  outcome=busy        the callee is busy: call.hangup user_busy after answer_after
+  outcome=no_answer   a number never answers (call.hangup timeout after talk_time); a
+                      WebRTC agent gets the invite but its answer is ignored (call.hangup
+                      timeout after the Dial's timeout_secs, unless hung up before)
+  media_stop_after=S  S seconds after answer the sandbox stops sending RTP to the agent
+  drop_after=S        S seconds after answer the sandbox closes the agent's WebSocket
+
   A rule for an operation overrides the '*' rule key by key; booleans may be bare
   (hang) or explicit (hang=1, hang=false). POST /_sandbox/faults takes the same
   keys as JSON, e.g. {"operation": "DialCall", "status": 503, "error_rate": 0.5}.
@@ -52,9 +60,13 @@ examples:
   --latency-ms 200 --fault 'DialCall:status=503,rate=0.5'
   --fault 'CreateTelephonyCredential:status=429,retry_after=2,count=1'
   --fault 'CreateTelephonyCredentialToken:hang' --fault 'RetrieveCallStatus:malformed'
+  --fault 'DialCall:outcome=busy,count=1' --fault 'DialCall:media_stop_after=3'
 """
+DECISION = "sandbox.decision"  # the request key the server stores a request's Decision under
 ALIASES = {"latency": "latency_ms", "rate": "error_rate"}
 BOOLEAN = {"hang", "malformed", "execute"}
+OUTCOMES = ("busy", "no_answer")
+CALL_FAULTS = {"outcome", "media_stop_after", "drop_after"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,9 @@ class FaultRule:
     malformed: bool | None = None
     execute: bool | None = None
     count: int | None = None
+    outcome: str | None = None
+    media_stop_after: float | None = None
+    drop_after: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:
@@ -92,7 +107,16 @@ class FaultRule:
             malformed=_opt(data, "malformed", _boolean),
             execute=_opt(data, "execute", _boolean),
             count=_opt(data, "count", int),
+            outcome=_opt(data, "outcome", str),
+            media_stop_after=_opt(data, "media_stop_after", float),
+            drop_after=_opt(data, "drop_after", float),
         )
+        if op not in ("*", "DialCall") and any(data.get(k) is not None for k in CALL_FAULTS):
+            raise ValueError("outcome, media_stop_after and drop_after apply to DialCall only")
+        if rule.outcome is not None and rule.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        if min(rule.media_stop_after or 0, rule.drop_after or 0) < 0:
+            raise ValueError("media_stop_after and drop_after must be >= 0")
         if rule.status is not None and rule.error_rate is None:
             rule = replace(rule, error_rate=1.0)
         if rule.error_rate is not None and not 0 <= rule.error_rate <= 1:
@@ -154,6 +178,17 @@ class Decision:
     hang: bool = False
     malformed: bool = False
     execute: bool = False
+    outcome: str | None = None
+    media_stop_after: float | None = None
+    drop_after: float | None = None
+
+    @property
+    def call_label(self) -> str | None:
+        """The call faults for the request log (``outcome=busy``, ...), or None."""
+        parts = [
+            f"{k}={getattr(self, k)}" for k in sorted(CALL_FAULTS) if getattr(self, k) is not None
+        ]
+        return ",".join(parts) or None
 
     @property
     def label(self) -> str | None:
@@ -214,6 +249,9 @@ class FaultTable:
             hang=bool(pick("hang")),
             malformed=bool(pick("malformed")),
             execute=bool(pick("execute")),
+            outcome=pick("outcome"),
+            media_stop_after=pick("media_stop_after"),
+            drop_after=pick("drop_after"),
         )
 
     def as_list(self) -> list[dict[str, Any]]:

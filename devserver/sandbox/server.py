@@ -14,8 +14,12 @@ The control endpoints (no auth; the server binds 127.0.0.1 unless told otherwise
     POST   /_sandbox/webhooks   {"answer_after", "talk_time", "answer", "initiated_after",
                                  "webhook_url", "timeout", "retries"}: for calls dialled later
     POST   /_sandbox/reset      clear log, faults, deliveries, credentials, calls; reseed
-                                connections (same ids); webhook timing back to start-up values.
+                                connections (same ids); webhook timing back to start-up values;
+                                close WebRTC sockets and peers.
                                 {"keep_state": true} clears only the log, faults and deliveries.
+    /_sandbox/rtc/...           the WebRTC side (see devserver/sandbox/rtc/__init__.py)
+
+``GET /rtc`` is the WebSocket the ``@telnyx/webrtc`` SDK connects to (``host`` option).
 
 A client giving up during injected latency does not stop the operation, as with a real
 provider; a ``hang`` is held until the client disconnects (or the server stops).
@@ -41,8 +45,9 @@ from devserver.sandbox.api import EXECUTED, Api
 from devserver.sandbox.calls import Calls
 from devserver.sandbox.config import SandboxConfig
 from devserver.sandbox.errors import ApiError
-from devserver.sandbox.faults import Decision, FaultTable
+from devserver.sandbox.faults import DECISION, Decision, FaultTable
 from devserver.sandbox.requestlog import RequestLog, deadline_header
+from devserver.sandbox.rtc import Rtc
 from devserver.sandbox.store import Seed, Store
 from devserver.sandbox.webhooks import Signer, Webhooks
 
@@ -96,18 +101,28 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.seed = Seed.generate(config.from_number)
+        self.seed = Seed.generate(
+            config.from_number,
+            connection_id=config.connection_id,
+            call_connection_id=config.call_connection_id,
+        )
         self.store = Store(self.seed)
         self.faults = FaultTable(seed=config.fault_seed)
         self.log = RequestLog(config.log_file)
         self.signer = Signer.load_or_create(config.signing_key_file)
         self.webhooks = Webhooks(self.signer, dataclasses.replace(config.webhook))
+        token_secret = secrets.token_bytes(32)
         self.api = Api(
-            self.store,
-            credential_limit=config.credential_limit,
-            token_secret=secrets.token_bytes(32),
+            self.store, credential_limit=config.credential_limit, token_secret=token_secret
         )
         self.calls = Calls(self.store, self.webhooks)
+        self.rtc = Rtc(
+            self.store,
+            self.webhooks,
+            token_secret=token_secret,
+            audio=config.audio,
+            ping_interval=config.rtc_ping_interval,
+        )
         self.stopping = False
         self.port = 0
         self._reset_faults()
@@ -131,6 +146,7 @@ class Sandbox:
             "connection_id": self.seed.connection_id,
             "call_connection_id": self.seed.call_connection_id,
             "from_number": self.seed.from_number,
+            "rtc_url": f"ws{base[4:]}/rtc",
         }
 
     def app(self) -> web.Application:
@@ -147,7 +163,9 @@ class Sandbox:
             owner = self.calls if attr in CALL_HANDLERS else self.api
             app.router.add_route(method, path, getattr(owner, attr), name=operation)
         Admin(self).add_routes(app)
+        self.rtc.add_routes(app)
         app.on_startup.append(lambda _app: self.webhooks.start())
+        app.on_shutdown.append(lambda _app: self.rtc.close())
         app.on_cleanup.append(lambda _app: self._cleanup())
         return app
 
@@ -202,7 +220,9 @@ class Sandbox:
             return error_response(errors.unauthenticated())
         assert operation is not None
         decision = self.faults.decide(operation)
-        entry["latency_ms"], entry["fault"] = decision.latency_ms, decision.label
+        request[DECISION] = decision
+        entry["latency_ms"] = decision.latency_ms
+        entry["fault"] = decision.label or decision.call_label
         if decision.latency_ms:
             # Read (and cache) the body first: a client that gives up during the latency
             # closes the connection, and the operation must still run, as at Telnyx.

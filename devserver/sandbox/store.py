@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devserver.sandbox import spec
@@ -130,6 +130,14 @@ class Call:
     hangup_cause: str | None = None
     hangup_source: str | None = None
     hangup_commands: set[str] = field(default_factory=set)
+    link_to: str | None = None  # Dial's link_to, bridge_on_answer, park_after_unbridge
+    bridge_on_answer: bool = False
+    park_after_unbridge: str | None = None
+    timeout_secs: int = 30
+    outcome: str | None = None  # injected: "busy" or "no_answer"
+    media_stop_after: float | None = None  # injected, seconds after answer
+    drop_after: float | None = None  # injected, seconds after answer
+    bridged_with: str | None = None
 
     @property
     def is_alive(self) -> bool:
@@ -172,11 +180,21 @@ class Seed:
     password: str
 
     @classmethod
-    def generate(cls, from_number: str = "+15550001111") -> Seed:
-        """Fresh ids for one sandbox process (stable across resets)."""
+    def generate(
+        cls,
+        from_number: str = "+15550001111",
+        *,
+        connection_id: str | None = None,
+        call_connection_id: str | None = None,
+    ) -> Seed:
+        """Fresh ids for one sandbox process (stable across resets).
+
+        Given ids are kept: a sandbox restarted by ``serve`` must keep the connection ids
+        the workers were started with.
+        """
         return cls(
-            connection_id=numeric_id(),
-            call_connection_id=numeric_id(),
+            connection_id=connection_id or numeric_id(),
+            call_connection_id=call_connection_id or numeric_id(),
             from_number=from_number,
             user_name=f"sandbox{secrets.token_hex(4)}",
             password=secrets.token_urlsafe(18),
@@ -188,7 +206,8 @@ class Store:
 
     def __init__(self, seed: Seed, *, clock: Clock = utcnow) -> None:
         self.seed = seed
-        self.clock = clock
+        self.real_clock = clock
+        self.offset = timedelta(0)
         self.user_id = str(uuid.uuid4())
         self.connections: dict[str, Connection] = {}
         self.credentials: dict[str, Credential] = {}
@@ -196,8 +215,13 @@ class Store:
         self.call_apps: set[str] = set()
         self.reset()
 
+    def clock(self) -> datetime:
+        """Now, as this store sees it: the real clock moved by ``offset``."""
+        return self.real_clock() + self.offset
+
     def reset(self) -> None:
         """Forget everything and seed the start-up connections again, with the same ids."""
+        self.offset = timedelta(0)
         self.connections.clear()
         self.credentials.clear()
         self.calls.clear()

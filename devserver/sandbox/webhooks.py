@@ -20,25 +20,17 @@ import json
 import logging
 import os
 import time
-import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from nacl.signing import SigningKey
 
+from devserver.sandbox.events import event
 from devserver.sandbox.store import Call, Clock, utcnow
 
 logger = logging.getLogger(__name__)
-
-SIP_CAUSES = {"normal_clearing": "unspecified", "originator_cancel": "487", "timeout": "408"}
-
-
-def iso_us(moment: datetime) -> str:
-    """Webhook timestamps carry microseconds, as in Telnyx's examples."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Signer:
@@ -111,41 +103,17 @@ class WebhookSettings:
         return WebhookSettings(**current)
 
 
-def event(call: Call, event_type: str, now: datetime) -> dict[str, Any]:
-    """A webhook body shaped like the spec's ``Call*Event`` schemas."""
-    payload: dict[str, Any] = {
-        "call_control_id": call.call_control_id,
-        "call_leg_id": call.call_leg_id,
-        "call_session_id": call.call_session_id,
-        "connection_id": call.connection_id,
-        "from": call.from_,
-        "to": call.to,
-        "start_time": iso_us(call.start_time),
-    }
-    if call.client_state is not None:
-        payload["client_state"] = call.client_state
-    if event_type == "call.initiated":
-        payload.update(direction="outgoing", state="bridging")
-    elif event_type == "call.answered":
-        payload["state"] = "answered"
-    else:
-        cause = call.hangup_cause or "unspecified"
-        payload.update(
-            state="hangup",
-            hangup_cause=cause,
-            hangup_source=call.hangup_source or "unknown",
-            sip_hangup_cause=SIP_CAUSES.get(cause, "unspecified"),
-            call_quality_stats=None,
-            end_time=iso_us(call.end_time or now),
-        )
-    data = {
-        "event_type": event_type,
-        "id": str(uuid.uuid4()),
-        "occurred_at": iso_us(now),
-        "payload": dict(sorted(payload.items())),
-        "record_type": "event",
-    }
-    return {"data": data}
+class CallListener(Protocol):
+    """Who else must know about a call's lifecycle (the WebRTC side: agent legs, bridges)."""
+
+    def ring(self, call: Call) -> None:
+        """A call to a registered SIP user was initiated: ring its clients."""
+
+    def answered(self, call: Call) -> None:
+        """A call to a number was answered by the timetable."""
+
+    def ended(self, call: Call) -> None:
+        """A call's ``call.hangup`` was queued."""
 
 
 class Webhooks:
@@ -155,8 +123,10 @@ class Webhooks:
         self.signer = signer
         self.settings = settings
         self.clock = clock
+        self.listener: CallListener | None = None
         self.deliveries: list[dict[str, Any]] = []
         self._ended: dict[str, asyncio.Event] = {}
+        self._queues: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -178,32 +148,45 @@ class Webhooks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._ended.clear()
+        self._queues.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def call_started(self, call: Call) -> None:
-        """Begin the lifecycle of a freshly dialled call (timetable fixed now)."""
+    def call_started(self, call: Call, *, driven: bool = False) -> None:
+        """Begin the lifecycle of a freshly dialled call (timetable fixed now).
+
+        A ``driven`` call (to a registered SIP user) is answered and hung up by its
+        WebRTC client, not by the timetable.
+        """
         s = self.settings
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._ended[call.call_control_id] = asyncio.Event()
+        self._queues[call.call_control_id] = queue
         plan = (s.initiated_after, s.answer, s.answer_after, s.talk_time)
-        self._spawn(self._lifecycle(call, queue, *plan))
+        self._spawn(self._lifecycle(call, queue, driven, *plan))
         self._spawn(self._sender(call, queue))
 
+    def emit(self, call: Call, event_type: str) -> None:
+        """Queue an event for a live call (answered by a client, bridged)."""
+        queue = self._queues.get(call.call_control_id)
+        if queue is not None:
+            queue.put_nowait(event(call, event_type, self.clock()))
+
     def call_ended(self, call: Call) -> None:
-        """The call was hung up through the API: wake its lifecycle."""
+        """The call was hung up outside its timetable: wake its lifecycle."""
         ended = self._ended.get(call.call_control_id)
         if ended is not None:
             ended.set()
 
-    async def _wait_end(self, call: Call, seconds: float) -> bool:
-        """Wait up to ``seconds`` for an API hangup; True if it came."""
+    async def _wait_end(self, call: Call, seconds: float | None) -> bool:
+        """Wait up to ``seconds`` (None: for ever) for a hangup; True if it came."""
         ended = self._ended[call.call_control_id]
         try:
-            await asyncio.wait_for(ended.wait(), timeout=max(seconds, 0))
+            timeout = None if seconds is None else max(seconds, 0)
+            await asyncio.wait_for(ended.wait(), timeout=timeout)
         except TimeoutError:
             return not call.is_alive
         return True
@@ -212,6 +195,7 @@ class Webhooks:
         self,
         call: Call,
         queue: asyncio.Queue[dict[str, Any] | None],
+        driven: bool,
         initiated_after: float,
         answer: bool,
         answer_after: float,
@@ -220,15 +204,27 @@ class Webhooks:
         try:
             await asyncio.sleep(initiated_after)
             queue.put_nowait(event(call, "call.initiated", self.clock()))
-            if answer:
+            if driven:
+                if self.listener is not None and call.is_alive:
+                    self.listener.ring(call)
+                await self._wait_end(call, None)
+            elif call.outcome == "busy":
+                if not await self._wait_end(call, answer_after):
+                    call.end(self.clock(), cause="user_busy", source="callee")
+            elif answer and call.outcome != "no_answer":
                 if not await self._wait_end(call, answer_after) and call.is_alive:
                     call.state, call.answer_time = "answered", self.clock()
                     queue.put_nowait(event(call, "call.answered", call.answer_time))
+                    if self.listener is not None:
+                        self.listener.answered(call)
                     if not await self._wait_end(call, talk_time):
                         call.end(self.clock(), cause="normal_clearing", source="callee")
             elif not await self._wait_end(call, talk_time):
                 call.end(self.clock(), cause="timeout", source="unknown")
             queue.put_nowait(event(call, "call.hangup", call.end_time or self.clock()))
+            self._queues.pop(call.call_control_id, None)
+            if self.listener is not None:
+                self.listener.ended(call)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -236,6 +232,7 @@ class Webhooks:
         finally:
             queue.put_nowait(None)
             self._ended.pop(call.call_control_id, None)
+            self._queues.pop(call.call_control_id, None)
 
     async def _sender(self, call: Call, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         while (body := await queue.get()) is not None:

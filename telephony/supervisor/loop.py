@@ -19,8 +19,10 @@ import logging
 import math
 import os
 import socket
+import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -53,11 +55,22 @@ EXIT_MARGIN = 3.0
 class Supervisor(PoolMixin):
     """Spawns and watches ``desired`` workers until SIGTERM/SIGINT; see the module doc."""
 
-    def __init__(self, *, workers: int, config: SupervisorConfig | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        config: SupervisorConfig | None = None,
+        spawn: Callable[..., subprocess.Popen[bytes]] = spawn_worker,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # ``spawn`` and ``clock`` (monotonic seconds) are replaced by the tests that drive
+        # the decisions in-process with fake children and a clock they advance.
         self.sid = f"{socket.gethostname()}:{os.getpid()}"
         self.cfg = config or SupervisorConfig.from_settings()
         self.desired = max(0, min(workers, MAX_WORKERS))
-        self.policy = RestartPolicy(self.cfg.policy)
+        self.spawn = spawn
+        self.clock = clock
+        self.policy = RestartPolicy(self.cfg.policy, clock=clock)
         self.events = EventSink(self.sid)
         self.store = SupervisorStore(self.sid, heartbeat_timeout=self.cfg.heartbeat_timeout)
         self.children: list[WorkerHandle] = []
@@ -89,7 +102,7 @@ class Supervisor(PoolMixin):
         self._event("supervisor_started", f"Started workers={self.desired}", desired=self.desired)
         while not self.signals:
             try:
-                self._tick(time.monotonic())
+                self._tick(self.clock())
             except Exception:
                 logger.exception(
                     "[Telephony Supervisor] loop pass crashed sid=%s; continuing", self.sid
@@ -196,11 +209,11 @@ class Supervisor(PoolMixin):
 
     def _spawn(self, role: str, **fields: Any) -> WorkerHandle | None:
         try:
-            proc = spawn_worker(self.sid, spare=role == SPARE)
+            proc = self.spawn(self.sid, spare=role == SPARE)
         except OSError as e:
             logger.error("[Telephony Supervisor] cannot start a worker sid=%s: %s", self.sid, e)
             return None
-        child = WorkerHandle(proc=proc, role=role, **fields)
+        child = WorkerHandle(proc=proc, role=role, started_mono=self.clock(), **fields)
         self.children.append(child)
         self._dirty = True
         return child
@@ -274,12 +287,12 @@ class Supervisor(PoolMixin):
         )
         self.pending.clear()
         self.replace_queue.clear()
-        now = time.monotonic()
+        now = self.clock()
         for child in self.children:
             self._retire(child, now)
         deadline = now + grace + EXIT_MARGIN + 1.0
-        while self.children and time.monotonic() < deadline:
-            now = time.monotonic()
+        while self.children and self.clock() < deadline:
+            now = self.clock()
             self._reap(now)
             for child in self.children:
                 child.escalate(now)
@@ -288,7 +301,7 @@ class Supervisor(PoolMixin):
             self.waker.sleep(TICK)
         for child in self.children:
             logger.error("[Telephony Supervisor] worker_id=%s would not die", child.worker_id)
-        self._reap(time.monotonic())
+        self._reap(self.clock())
         self._set_state(STOPPED)
         self._event("supervisor_stopped", "Stopped")
         try:

@@ -20,8 +20,8 @@ Operator commands come from ``telephony.control`` through Redis, as JSON objects
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ class PoolMixin:
 
     sid: str
     cfg: SupervisorConfig
+    clock: Callable[[], float]
     desired: int
     policy: RestartPolicy
     state: str
@@ -363,7 +364,7 @@ class PoolMixin:
                 self.replace_queue.append(child)
             child.replace_reason = "rolling_restart"
         for spare in self._spares():  # they run the old code: new ones start afterwards
-            self._retire(spare, time.monotonic())
+            self._retire(spare, self.clock())
         self.rolling = True
         self._event(
             "rolling_restart",

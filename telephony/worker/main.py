@@ -63,8 +63,10 @@ class TelephonyWorker:
         concurrency: int | None = None,
         clock: Callable[[], float] = time.time,
         spare: bool = False,
+        worker_id: str | None = None,
     ) -> None:
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # ``worker_id`` (host:pid) is given only by tests that run two workers in one process.
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency or int(settings.TELEPHONY_WORKER_CONCURRENCY)
         self.clock = clock
         self.layer = layer or get_channel_layer()
@@ -116,12 +118,15 @@ class TelephonyWorker:
             self._promoted.set()
             logger.info("[Telephony Worker] Promoted worker_id=%s: taking requests", self.worker_id)
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
-        # Before the first beat: the supervisor signals a spare only once it has beaten.
-        loop.add_signal_handler(signal.SIGUSR1, self.promote)
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Serve until :meth:`stop` (SIGTERM/SIGINT), then drain; tests run it in their loop
+        with ``handle_signals=False`` and call :meth:`stop` and :meth:`promote` directly."""
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+            # Before the first beat: the supervisor signals a spare only once it has beaten.
+            loop.add_signal_handler(signal.SIGUSR1, self.promote)
         await self._beat()  # first beat: we are up, the adapter is loaded
         logger.info(
             "[Telephony Worker] Started worker_id=%s concurrency=%d%s",

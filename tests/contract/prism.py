@@ -10,9 +10,6 @@ downloads it. Every process started here runs in its own process group and is ki
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +18,7 @@ import httpx
 
 from telephony.procutil import die_with_parent
 from tests.conftest import ROOT
+from tests.helpers import free_port, kill_group
 
 PRISM_PACKAGE = "@stoplight/prism-cli"
 PRISM_VERSION = json.loads((ROOT / "package.json").read_text())["devDependencies"][PRISM_PACKAGE]
@@ -50,33 +48,6 @@ def installed(root: Path = ROOT) -> Path:
             f"Prism {PRISM_VERSION} is needed in {root / 'node_modules'} ({have}): {HOW_TO_INSTALL}"
         )
     return binary
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-    try:  # anything left of the group goes too
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 class PrismServer:
@@ -135,4 +106,4 @@ class PrismServer:
 
     def stop(self) -> None:
         """Stop Prism by pid (its whole process group)."""
-        _kill_group(self.proc)
+        kill_group(self.proc)

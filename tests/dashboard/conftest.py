@@ -17,7 +17,7 @@ from django.test import Client
 
 from telephony.connections import Keys, get_redis
 from telephony.state import now_ms
-from tests.conftest import ProcessTracker
+from tests.helpers import ProcessTracker
 from tests.telephony.test_supervisor import FAST, sid, wait_ready
 
 HOST = socket.gethostname()

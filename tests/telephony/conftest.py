@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
 from devserver.sandbox.control import SandboxProcess
-from telephony.connections import Keys, get_redis
+from telephony.connections import Keys, get_async_redis, get_redis
 from telephony.procutil import wait_for
 from telephony.state import now_ms
-from tests.conftest import ProcessTracker
+from telephony.worker import main as worker_main
+from telephony.worker.main import TelephonyWorker
+from tests.helpers import ProcessTracker, await_until
 
 FAST = {
     "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
@@ -102,3 +107,75 @@ def start_worker(
         return proc
 
     return start
+
+
+class Workers:
+    """``TelephonyWorker`` run inside the test's event loop: no process start, no signals.
+
+    Each has a layer and a ``worker_id`` of its own; ``adapter_factory`` (None: the real
+    adapter, built from settings) makes its adapter. All are stopped and awaited at the end.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: dict[TelephonyWorker, asyncio.Task[None]] = {}
+        self.adapter_factory: Callable[[], Any] | None = None
+
+    async def start(
+        self, *, concurrency: int = 8, clock: Callable[[], float] = time.time, **kw: Any
+    ) -> TelephonyWorker:
+        adapter = kw.pop("adapter", None)
+        if adapter is None and self.adapter_factory is not None:
+            adapter = self.adapter_factory()
+        worker = TelephonyWorker(
+            adapter=adapter,
+            layer=channel_layers.make_backend(DEFAULT_CHANNEL_LAYER),
+            concurrency=concurrency,
+            clock=clock,
+            worker_id=f"test-host:{900_000 + len(self.tasks)}",
+            **kw,
+        )
+        self.tasks[worker] = asyncio.create_task(worker.run(handle_signals=False))
+        await await_until(
+            lambda: get_async_redis().exists(Keys.worker(worker.worker_id)), timeout=10
+        )
+        return worker
+
+    async def stop(self, worker: TelephonyWorker) -> None:
+        """What SIGTERM does: stop intake, drain, forget the heartbeat."""
+        worker.stop()
+        await asyncio.wait_for(self.tasks[worker], timeout=15)
+
+    async def stop_all(self) -> None:
+        for worker in self.tasks:
+            worker.stop()
+        await asyncio.wait_for(asyncio.gather(*self.tasks.values()), timeout=15)
+
+
+@pytest.fixture
+async def in_process_workers(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Workers]:
+    """In-process workers with short intervals; the real adapter unless a test sets one."""
+    # A stop ends intake within one idle pop: 0.1 s here instead of 1 (Redis takes decimals).
+    monkeypatch.setattr(worker_main, "INTAKE_IDLE", 0.1)
+    settings.TELEPHONY_HEARTBEAT_INTERVAL = 0.05
+    settings.TELEPHONY_HEARTBEAT_TIMEOUT = 2.0
+    settings.TELEPHONY_RECONCILE_INTERVAL = 3600
+    settings.TELEPHONY_SHUTDOWN_GRACE = 5
+    settings.TELEPHONY_STATE_CACHE_TTL = 0
+    running = Workers()
+    try:
+        yield running
+    finally:
+        await running.stop_all()
+
+
+@pytest.fixture
+def sandbox_workers(in_process_workers: Workers, telnyx: SandboxProcess, settings: Any) -> Workers:
+    """In-process workers whose real adapter talks to the sandbox."""
+    settings.TELNYX_API_KEY = telnyx.api_key
+    settings.TELNYX_BASE_URL = telnyx.base_url
+    settings.TELNYX_CONNECTION_ID = telnyx.connection_id
+    settings.TELNYX_CALL_CONNECTION_ID = telnyx.call_connection_id
+    settings.TELNYX_FROM_NUMBER = telnyx.from_number
+    return in_process_workers

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -118,10 +117,12 @@ def command_settings(settings: Any, telnyx: SandboxProcess) -> Any:
 def account(
     request: pytest.FixtureRequest, telnyx: SandboxProcess, user: Any, command_settings: Any
 ) -> Account:
+    aged = getattr(request, "param", "") == "aged"
+    if aged:  # the first one two hours old, so that --older-than 1h selects exactly it
+        telnyx.set_clock(-7200)
     old_in_use = make_remote(telnyx)
+    telnyx.set_clock(0)
     record(old_in_use, user, token_in=3600)
-    if getattr(request, "param", "") == "aged":
-        time.sleep(1.05)  # so that --older-than 1s selects exactly the first one
     acc = Account(
         old_in_use=old_in_use,
         expired=make_remote(telnyx, expires_in=-60),
@@ -260,8 +261,8 @@ def test_cleanup__deletes_what_may_go_records_it_and_second_run_finds_nothing(
 @db
 @pytest.mark.parametrize("account", ["aged"], indirect=True)
 def test_cleanup__older_than_and_include_untagged_widen_the_selection(telnyx, account) -> None:
-    report = json.loads(run("--older-than", "1s", "--json"))
-    assert report["older_than_seconds"] == 1.0 and report["dry_run"] is False
+    report = json.loads(run("--older-than", "1h", "--json"))
+    assert report["older_than_seconds"] == 3600.0 and report["dry_run"] is False
     reasons = {i["id"]: i["reason"] for i in report["items"]}
     assert reasons[account.old_in_use["id"]] == "older_than"  # in use, but selected by age
     assert account.in_use["id"] not in reasons and account.untagged["id"] not in reasons

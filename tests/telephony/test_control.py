@@ -1,34 +1,20 @@
-"""Operator control: commands through Redis to live supervisors, audited in the database."""
+"""Operator control: commands through Redis to live supervisors, audited in the database.
+
+How a supervisor acts on them (scale, rolling restart) is in test_supervisor_decisions.py."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
 from telephony import control
 from telephony import exceptions as exc
 from telephony.connections import Keys, get_redis, reset_clients
 from telephony.models import ServiceEvent
-from telephony.procutil import pid_alive, wait_for
-from telephony.state import READY, now_ms, read_state
-from telephony.web.client import get_telephony_service
-from tests.telephony.test_supervisor import (
-    FAST,
-    START,
-    events,
-    record,
-    sid,
-    spare_pids,
-    start_supervisor,
-    wait_events,
-    wait_ready,
-    worker_pids,
-)
+from telephony.state import now_ms, read_state
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,72 +85,3 @@ def test_control__redis_unreachable_is_a_clean_error(settings) -> None:
     with pytest.raises(exc.ServiceUnavailable) as e:
         control.request_restart()
     assert e.value.reason == "redis_unreachable"
-
-
-@pytest.fixture
-def sup_env(subprocess_env, settings):
-    settings.TELEPHONY_HEARTBEAT_TIMEOUT = 1.0
-    settings.TELEPHONY_STATE_CACHE_TTL = 0
-    return {**subprocess_env, **FAST}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(150)
-def test_control__scale_up_then_down(procs, sup_env) -> None:
-    sup = start_supervisor(procs, sup_env, workers=1)
-    [first] = wait_ready(procs, sup, 1)
-    assert control.request_scale(2) == [sid(sup)]
-    pids = wait_ready(procs, sup, 2)
-    assert first in pids and read_state().desired == 2
-    scaled = wait_events("scaled")[0].data
-    assert (scaled["previous"], scaled["desired"]) == (1, 2)
-    assert control.request_scale(1) == [sid(sup)]
-    assert wait_for(
-        lambda: len(worker_pids(sup)) == 1 and record(sup)["desired"] == 1, timeout=START
-    )
-    retired = [p for p in pids if p not in worker_pids(sup)]
-    assert len(retired) == 1 and wait_for(lambda: not pid_alive(retired[0]), timeout=15)
-    state = read_state()
-    assert (state.status, state.alive, state.desired) == (READY, 1, 1)
-    assert events("worker_restarted") == []  # scaling is not a failure
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("spares", ["0", "1"])
-async def test_control__rolling_restart_replaces_every_worker_without_failing_a_ping(
-    procs, sup_env, spares
-) -> None:
-    sup = start_supervisor(procs, sup_env, workers=2, TELEPHONY_SPARE_WORKERS=spares)
-    old = set(await sync_to_async(wait_ready)(procs, sup, 2))
-    if spares == "1":
-        assert await sync_to_async(wait_for)(lambda: len(spare_pids(sup)) == 1, timeout=START)
-        old |= set(await sync_to_async(spare_pids)(sup))  # it runs the old code too
-    reached = await sync_to_async(control.request_restart)(user_id=None)
-    assert reached == [sid(sup)]
-    service = get_telephony_service()
-    ok, failed = 0, []
-
-    def finished() -> bool:
-        return any(e.data.get("phase") == "finished" for e in events("rolling_restart"))
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            await service.aping(timeout=10)
-            ok += 1
-        except Exception as e:
-            failed.append(repr(e))
-        if ok % 20 == 0 and await sync_to_async(finished)():
-            break
-    assert not failed, failed[:5]
-    new = set(await sync_to_async(wait_ready)(procs, sup, 2))
-    assert not (new & old), (old, new)
-    assert await sync_to_async(wait_for)(lambda: not any(pid_alive(p) for p in old), timeout=15)
-    recycled = await sync_to_async(events)("worker_recycled")
-    assert {e.data["reason"] for e in recycled} == {"rolling_restart"} and len(recycled) == 2
-    assert (await sync_to_async(record)(sup))["restarts"] == 0
-    if spares == "1":  # a new spare, with the new code, once the restart is over
-        assert await sync_to_async(wait_for)(
-            lambda: len(spare_pids(sup)) == 1 and not set(spare_pids(sup)) & old, timeout=START
-        )

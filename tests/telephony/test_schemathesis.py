@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from telephony.web.openapi import openapi_document
-from tests.conftest import ProcessTracker
+from tests.helpers import ProcessTracker, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -77,12 +77,6 @@ class Api:
 
     def record(self, status: int) -> None:
         self.seen[status] = self.seen.get(status, 0) + 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_daphne(procs: ProcessTracker, env: dict[str, str]) -> str:

@@ -115,7 +115,7 @@ def test_call_button__anonymous_user_gets_a_log_in_hint() -> None:
         "{% call_button number %}", req=request(AnonymousUser(), "/contacts/?page=2"), number=ADA
     )
     assert "<button" not in html and "Calls unavailable" in html
-    login = '<a class="tel-call__hint" href="/admin/login/?next=%2Fcontacts%2F%3Fpage%3D2">'
+    login = '<a class="tel-call__hint" href="/accounts/login/?next=%2Fcontacts%2F%3Fpage%3D2">'
     assert login + "Log in to call</a>" in html
     assert attr(html, "data-tel-reason") == "login"
 

@@ -2,7 +2,10 @@
 
 Starts, as child processes that die with this one: the embedded Redis (when REDIS_URL is
 unset), the Telnyx sandbox (when TELNYX_API_KEY is unset), the telephony supervisor and
-daphne. Ctrl-C or SIGTERM stops them in reverse order and leaves nothing behind.
+daphne. A Redis, sandbox or supervisor that dies is restarted on the same socket, port and
+arguments, with backoff (``devserver.children``); the web process stays up throughout and
+answers fast 503s meanwhile. Only daphne dying, Ctrl-C or SIGTERM stop ``serve``, which
+then stops daphne, the supervisor (it drains its workers), the sandbox, and Redis last.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from devserver.children import Child, ChildWatcher, Proc
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ping, socket_path_from_url
 from telephony.procutil import die_with_parent, stop_process
 
 logger = logging.getLogger(__name__)
 
-DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+DEMO_USER, DEMO_PASSWORD = "demo", "demo"  # staff: the admin and its health page
+AGENT_USER, AGENT_PASSWORD = "agent", "agent"  # a CRM agent: calls, no admin
 
 
 def _redacted(url: str) -> str:
@@ -42,6 +47,9 @@ def _redacted(url: str) -> str:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Like daphne: a port whose last connections linger in TIME_WAIT (a `serve`
+        # stopped a moment ago) is free; one with a listener is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -58,8 +66,9 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=None, help="telephony workers")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.watcher = ChildWatcher(log=self._log)
         self.redis: EmbeddedRedis | None = None
+        self.sandbox: Any = None  # SandboxProcess, imported only when it runs
         self.stopping = threading.Event()
         host, port = opts["host"], opts["port"]
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -71,7 +80,7 @@ class Command(BaseCommand):
                 )
             env = self._start_redis(dict(os.environ))
             call_command("migrate", interactive=False, verbosity=0)
-            self._demo_user()
+            self._demo_users()
             env = self._start_sandbox(env, host, port)
             self._start_telephony(env, opts["workers"])
             self._start_daphne(env, host, port)
@@ -104,31 +113,44 @@ class Command(BaseCommand):
             raise CommandError(
                 f"an embedded Redis already answers at {sock}: is another `serve` running?"
             )
-        self.redis = EmbeddedRedis(sock).start()
+        self.redis = EmbeddedRedis(sock)
+        self.watcher.add(Child("redis", self._start_embedded_redis, lambda p: self._stop_redis()))
         self.stdout.write(f"Redis      embedded, {sock}")
         env["REDIS_URL"] = url
         return env
 
-    def _demo_user(self) -> None:
+    def _start_embedded_redis(self) -> Proc:
+        assert self.redis is not None
+        if self.redis.proc is not None:  # a restart: release the dead one's pipe and socket
+            self.redis.stop()
+        proc = self.redis.start().proc
+        assert proc is not None
+        return proc
+
+    def _stop_redis(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+
+    def _demo_users(self) -> None:
+        """The staff user of the admin, and a plain agent for the login page (debug only)."""
         if not settings.DEBUG:
             return
         User = get_user_model()
         if not User.objects.filter(username=DEMO_USER).exists():
             User.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+        if not User.objects.filter(username=AGENT_USER).exists():
+            User.objects.create_user(AGENT_USER, "agent@example.com", AGENT_PASSWORD)
 
     def _start_sandbox(self, env: dict[str, str], host: str, port: int) -> dict[str, str]:
         if settings.TELNYX_API_KEY:
             self.stdout.write(f"Telnyx     {settings.TELNYX_BASE_URL}")
             return env
-        from devserver.sandbox.control import SandboxProcess
-
         webhook = f"http://127.0.0.1:{port}/api/webrtc/webhooks/telnyx"
         key_file = Path(settings.VAR_DIR) / "sandbox_ed25519.key"
-        sandbox = SandboxProcess.start(
-            args=["--webhook-url", webhook, "--signing-key-file", str(key_file)], env=env
-        )
-        assert sandbox.proc is not None
-        self.children.append(("sandbox", sandbox.proc))
+        args = ["--webhook-url", webhook, "--signing-key-file", str(key_file)]
+        own_env = dict(env)
+        self.watcher.add(Child("sandbox", lambda: self._start_sandbox_process(args, own_env)))
+        sandbox = self.sandbox
         self.stdout.write(f"Telnyx     sandbox, {sandbox.base_url}")
         env.update(
             {
@@ -142,22 +164,43 @@ class Command(BaseCommand):
         )
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-            preexec_fn=die_with_parent(),
-        )
-        self.children.append((name, proc))
-        return proc
+    def _start_sandbox_process(self, args: list[str], env: dict[str, str]) -> Proc:
+        """Start the sandbox; a restart keeps the port and the ids the workers know."""
+        from devserver.sandbox.control import SandboxProcess
+
+        if self.sandbox is not None:
+            args = [
+                *args,
+                "--port", str(self.sandbox.port),
+                "--connection-id", self.sandbox.connection_id,
+                "--call-connection-id", self.sandbox.call_connection_id,
+            ]  # fmt: skip
+        self.sandbox = SandboxProcess.start(args=args, env=env)
+        assert self.sandbox.proc is not None
+        return self.sandbox.proc
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], *, grace: float = 10.0
+    ) -> None:
+        def start() -> Proc:
+            return subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+                preexec_fn=die_with_parent(),
+            )
+
+        critical = name == "web"  # nothing left to serve without it
+        self.watcher.add(Child(name, start, lambda p: stop_process(p, grace=grace), critical))
 
     def _start_telephony(self, env: dict[str, str], workers: int | None) -> None:
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         if "telephony_supervisor" in get_commands():
             n = workers if workers is not None else settings.TELEPHONY_WORKERS
-            self._spawn("supervisor", [*manage, "telephony_supervisor", "--workers", str(n)], env)
+            argv = [*manage, "telephony_supervisor", "--workers", str(n)]
+            grace = float(settings.TELEPHONY_SHUTDOWN_GRACE) + 5  # it drains its workers
+            self._spawn("supervisor", argv, env, grace=grace)
             self.stdout.write(f"Telephony  supervisor, {n} workers")
         else:
             self._spawn("worker", [*manage, "telephony_worker"], env)
@@ -171,9 +214,10 @@ class Command(BaseCommand):
         end = time.monotonic() + timeout
         url = f"http://{host}:{port}/"
         while time.monotonic() < end and not self.stopping.is_set():
-            for name, proc in self.children:
-                if proc.poll() is not None:
-                    raise CommandError(f"{name} exited with code {proc.returncode} at start-up")
+            for child in self.watcher.children:
+                if child.proc is not None and child.proc.poll() is not None:
+                    code = child.proc.returncode
+                    raise CommandError(f"{child.name} exited with code {code} at start-up")
             try:
                 with urllib.request.urlopen(url, timeout=1) as r:
                     if r.status == 200:
@@ -187,6 +231,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nReady: http://{host}:{port}/"))
         if settings.DEBUG:
             self.stdout.write(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}  (admin: /admin/)")
+            self.stdout.write(
+                f"Agent login: {AGENT_USER} / {AGENT_PASSWORD}  (not staff: /accounts/login/)"
+            )
         self.stdout.write("Ctrl-C stops everything.\n")
 
     # -- running and stopping --------------------------------------------------------
@@ -194,20 +241,19 @@ class Command(BaseCommand):
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
 
+    def _log(self, line: str) -> None:
+        self.stderr.write(f"serve: {line}")
+
     def _watch(self) -> int:
-        """Wait for a signal (exit 0) or for a child to die on its own (exit 1)."""
-        while not self.stopping.wait(0.2):
-            for name, proc in self.children:
-                if proc.poll() is not None:
-                    self.stderr.write(f"error: {name} exited with code {proc.returncode}; stopping")
-                    return 1
+        """Restart what dies until a signal (exit 0) or until the web process dies (exit 1)."""
+        while not self.stopping.wait(0.1):
+            if self.watcher.poll() is not None:
+                return 1
         return 0
 
     def _shutdown(self) -> None:
-        for name, proc in reversed(self.children):
-            grace = float(settings.TELEPHONY_SHUTDOWN_GRACE) + 5 if name == "supervisor" else 10.0
-            stop_process(proc, grace=grace)
-        self.children.clear()
-        if self.redis is not None:
+        """Web, supervisor (drains its workers), sandbox, then Redis: each after its users."""
+        self.watcher.stop_all()
+        if self.redis is not None:  # never watched, if start-up failed before it was
             self.redis.stop()
             self.redis = None

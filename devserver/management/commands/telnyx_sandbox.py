@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from devserver.sandbox import faults
 from devserver.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from devserver.sandbox.faults import FaultRule
+from devserver.sandbox.rtc.audio import AudioSettings
 from devserver.sandbox.webhooks import WebhookSettings
 
 EPILOG = f"{faults.SYNTAX}\noperations: {', '.join(faults.OPERATIONS)}\n"
@@ -35,7 +36,10 @@ def _fault(text: str) -> FaultRule:
 class Command(BaseCommand):
     """Run the Telnyx sandbox in the foreground."""
 
-    help = "Run a local Telnyx API v2 sandbox (credentials, connections, calls, webhooks, faults)."
+    help = (
+        "Run a local Telnyx API v2 sandbox (credentials, connections, calls, webhooks, faults)"
+        " and its WebRTC signalling (/rtc) with a simulated customer."
+    )
     requires_system_checks: list[str] = []
     requires_migrations_checks = False
 
@@ -65,6 +69,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--from-number", default="+15550001111", help="E.164 number to dial from"
+        )
+        parser.add_argument(
+            "--connection-id", default=None, help="id of the seeded credential connection"
+        )
+        parser.add_argument(
+            "--call-connection-id", default=None, help="id of the seeded Call Control app"
         )
         parser.add_argument(
             "--latency-ms", type=int, default=0, help="latency added to every operation"
@@ -116,6 +126,41 @@ class Command(BaseCommand):
         parser.add_argument(
             "--log-file", type=Path, default=None, help="append the request log here"
         )
+        a = AudioSettings()
+        rtc = parser.add_argument_group("WebRTC (/rtc) and the simulated customer")
+        rtc.add_argument(
+            "--customer-tone-hz",
+            type=float,
+            default=a.tone_hz,
+            help="test tone the customer plays (default %(default)s)",
+        )
+        rtc.add_argument(
+            "--customer-tone-level",
+            type=float,
+            default=a.tone_level,
+            help="its peak level, 0..1 (default %(default)s)",
+        )
+        rtc.add_argument(
+            "--echo-delay",
+            type=float,
+            default=a.echo_delay,
+            help="seconds before the customer echoes the agent back (default %(default)s)",
+        )
+        rtc.add_argument(
+            "--echo-gain",
+            type=float,
+            default=a.echo_gain,
+            help="level of that echo; 0 turns it off (default %(default)s)",
+        )
+        rtc.add_argument(
+            "--no-ringback", action="store_true", help="silence instead of US ringback"
+        )
+        rtc.add_argument(
+            "--rtc-ping-interval",
+            type=float,
+            default=30.0,
+            help="seconds between server pings on /rtc; 0: none (default %(default)s)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         """Build the configuration and serve until SIGTERM/SIGINT."""
@@ -131,6 +176,18 @@ class Command(BaseCommand):
             rules[rule.operation] = (
                 FaultRule.from_dict({**prev.as_dict(), **rule.as_dict()}) if prev else rule
             )
+        try:
+            audio = AudioSettings().updated(
+                {
+                    "tone_hz": opts["customer_tone_hz"],
+                    "tone_level": opts["customer_tone_level"],
+                    "echo_delay": opts["echo_delay"],
+                    "echo_gain": opts["echo_gain"],
+                    "ringback": not opts["no_ringback"],
+                }
+            )
+        except ValueError as e:
+            raise CommandError(str(e)) from e
         config = SandboxConfig(
             host=opts["host"],
             port=opts["port"],
@@ -150,6 +207,10 @@ class Command(BaseCommand):
             ),
             signing_key_file=opts["signing_key_file"],
             log_file=opts["log_file"],
+            audio=audio,
+            rtc_ping_interval=opts["rtc_ping_interval"],
+            connection_id=opts["connection_id"],
+            call_connection_id=opts["call_connection_id"],
         )
         try:
             asyncio.run(self._main(serve, config))

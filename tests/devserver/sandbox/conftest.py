@@ -11,13 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +19,7 @@ import telnyx
 
 from devserver.sandbox.control import SandboxProcess
 from telephony.procutil import pid_alive
+from tests.helpers import WebhookReceiver, webhook_receiver
 
 FAST_CALLS = ["--initiated-after", "0.02", "--answer-after", "0.2", "--talk-time", "0.5"]
 
@@ -34,87 +29,11 @@ def sandbox_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "TELEPHONY_"))}
 
 
-@dataclass
-class Hook:
-    """One webhook request as the receiver got it."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class WebhookReceiver:
-    """A real HTTP server that records every POST; ``fail[path] = n`` answers 503 n times."""
-
-    port: int = 0
-    hooks: list[Hook] = field(default_factory=list)
-    fail: dict[str, int] = field(default_factory=dict)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def url(self) -> str:
-        """A fresh URL whose deliveries belong to the calling test only."""
-        return f"http://127.0.0.1:{self.port}/hooks/{uuid.uuid4().hex}"
-
-    def received(self, url: str) -> list[Hook]:
-        path = httpx.URL(url).path
-        with self.cond:
-            return [h for h in self.hooks if h.path == path]
-
-    def wait(self, url: str, count: int, timeout: float = 10.0) -> list[Hook]:
-        """Block until ``count`` deliveries reached ``url``."""
-        path = httpx.URL(url).path
-        end = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = [h for h in self.hooks if h.path == path]
-                left = end - time.monotonic()
-                if len(got) >= count or left <= 0:
-                    return got
-                self.cond.wait(left)
-
-
 @pytest.fixture(scope="session")
 def receiver() -> Iterator[WebhookReceiver]:
     """The webhook receiver, a real server on 127.0.0.1."""
-    receiver = WebhookReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with receiver.cond:
-                if receiver.fail.get(self.path, 0) > 0:
-                    receiver.fail[self.path] -= 1
-                    status = 503
-                else:
-                    status = 200
-                    hook = Hook(
-                        self.path,
-                        {k.lower(): v for k, v in self.headers.items()},
-                        body,
-                        time.time(),
-                    )
-                    receiver.hooks.append(hook)
-                    receiver.cond.notify_all()
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
-    thread.start()
-    try:
+    with webhook_receiver() as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(scope="session")

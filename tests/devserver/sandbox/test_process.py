@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(30)
 
 READY_KEYS = {
     "event", "port", "base_url", "control_url", "api_key", "public_key",
-    "connection_id", "call_connection_id", "from_number",
+    "connection_id", "call_connection_id", "from_number", "rtc_url",
 }  # fmt: skip
 
 

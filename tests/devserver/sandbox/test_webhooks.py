@@ -14,8 +14,8 @@ import telnyx
 from nacl.signing import VerifyKey
 
 from devserver.sandbox.control import SandboxProcess
+from tests.helpers import Hook, WebhookReceiver
 
-from .conftest import Hook, WebhookReceiver
 from .helpers import parse_time
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,0 +1,125 @@
+"""The sandbox's WebRTC side: the ``/rtc`` signalling socket, agent legs and their media.
+
+:class:`Rtc` wires the pieces into one sandbox: :mod:`.signalling` (Verto JSON-RPC for
+the pinned ``@telnyx/webrtc``), :mod:`.legs` (agent legs, bridges, the first answer
+wins), :mod:`.media` (an aiortc peer per agent leg) and :mod:`.audio` (ringback, the
+simulated customer, measurements). Control endpoints, no authentication, like the rest of
+``/_sandbox``::
+
+    GET  /_sandbox/rtc                      audio settings and the logged-in sockets
+    POST /_sandbox/rtc                      {"tone_hz", "tone_level", "echo_delay",
+                                             "echo_gain", "ringback", "ringback_level"}
+    GET  /_sandbox/rtc/calls                every agent leg's report
+    GET  /_sandbox/rtc/calls/{id}           one report, by agent or customer leg id:
+                                            source, bridged, held, dtmf, media_stopped,
+                                            from_agent / customer_hears {dominant_hz, rms,
+                                            rms_dbfs, frames, seconds}
+    POST /_sandbox/rtc/calls/{id}/media     {"stopped": true|false}: stop/resume RTP
+    POST /_sandbox/rtc/drop                 {"sip_username": optional}: close sockets
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+
+from devserver.sandbox.rtc.audio import AudioSettings
+from devserver.sandbox.rtc.legs import Legs
+from devserver.sandbox.rtc.signalling import Signalling
+from devserver.sandbox.store import Store
+from devserver.sandbox.webhooks import Webhooks
+
+
+class Rtc:
+    """The WebRTC side of one sandbox."""
+
+    def __init__(
+        self,
+        store: Store,
+        webhooks: Webhooks,
+        *,
+        token_secret: bytes,
+        audio: AudioSettings,
+        ping_interval: float,
+    ) -> None:
+        self.initial_audio = audio
+        self.signalling = Signalling(store, token_secret, ping_interval=ping_interval)
+        self.legs = Legs(store, webhooks, self.signalling, dataclasses.replace(audio))
+
+    def add_routes(self, app: web.Application, prefix: str = "/_sandbox/rtc") -> None:
+        """Mount ``/rtc`` and the control endpoints."""
+        app.router.add_get("/rtc", self.signalling.handle)
+        app.router.add_get(prefix, self.info)
+        app.router.add_post(prefix, self.configure)
+        app.router.add_get(f"{prefix}/calls", self.calls)
+        app.router.add_get(f"{prefix}/calls/{{id}}", self.call)
+        app.router.add_post(f"{prefix}/calls/{{id}}/media", self.media)
+        app.router.add_post(f"{prefix}/drop", self.drop)
+
+    async def reset(self) -> None:
+        """Forget legs, close peers and sockets; audio back to the start-up settings."""
+        await self.legs.close()
+        await self.signalling.drop()
+        self.legs.set_settings(dataclasses.replace(self.initial_audio))
+
+    close = reset
+
+    async def info(self, request: web.Request) -> web.Response:
+        """Audio settings and sockets."""
+        return web.json_response(
+            {"audio": self.legs.settings.as_dict(), "sessions": self.signalling.report()}
+        )
+
+    async def configure(self, request: web.Request) -> web.Response:
+        """Change what the simulated customer plays (live legs too)."""
+        try:
+            data = await _json(request)
+            settings = self.legs.settings.updated(data)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        self.legs.set_settings(settings)
+        return web.json_response(settings.as_dict())
+
+    async def calls(self, request: web.Request) -> web.Response:
+        """Every agent leg still remembered."""
+        return web.json_response([leg.report() for leg in self.legs.legs.values()])
+
+    async def call(self, request: web.Request) -> web.Response:
+        """One agent leg, by its id or the id of a customer leg linked or bridged to it."""
+        leg = self.legs.find(request.match_info["id"])
+        if leg is None:
+            return web.json_response({"error": "no such agent leg"}, status=404)
+        return web.json_response(leg.report())
+
+    async def media(self, request: web.Request) -> web.Response:
+        """Fault: stop or resume the RTP sent to the agent."""
+        leg = self.legs.find(request.match_info["id"])
+        if leg is None:
+            return web.json_response({"error": "no such agent leg"}, status=404)
+        try:
+            data = await _json(request)
+            stopped = data.get("stopped", True)
+            if not isinstance(stopped, bool):
+                raise ValueError("stopped must be a boolean")
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        leg.peer.set_stopped(stopped)
+        return web.json_response(leg.report())
+
+    async def drop(self, request: web.Request) -> web.Response:
+        """Fault: close the signalling sockets (of one SIP username)."""
+        try:
+            data = await _json(request)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        user = data.get("sip_username")
+        return web.json_response({"closed": await self.signalling.drop(user)})
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    data = await request.json() if request.can_read_body else {}
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
