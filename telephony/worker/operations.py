@@ -111,14 +111,22 @@ class Operations:
         )
 
     async def _new_credential(self, ctx: RequestContext, user_id: int) -> Credential:
-        # One allocation at a time across every worker: two must never take the last seat.
+        # Taking a seat is one short step at a time across every worker (two must never
+        # take the last one); creating the credential at Telnyx runs outside the lock, on a
+        # reservation the count includes, so logins at a shift's start are not serialised.
         async with _RedisLock(seats.seat_lock_key(), ctx, busy="Seats are being allocated."):
-            return await self._new_credential_in_seat(ctx, user_id)
+            held = await seats.ensure_free_seat(
+                self.adapter, ctx, user_id=user_id, worker_id=self.worker_id
+            )
+            await seats.reserve(ctx)
+        try:
+            return await self._new_credential_in_seat(ctx, user_id, held)
+        finally:
+            await seats.unreserve(ctx)
 
-    async def _new_credential_in_seat(self, ctx: RequestContext, user_id: int) -> Credential:
-        held = await seats.ensure_free_seat(
-            self.adapter, ctx, user_id=user_id, worker_id=self.worker_id
-        )
+    async def _new_credential_in_seat(
+        self, ctx: RequestContext, user_id: int, held: list[seats.Seat]
+    ) -> Credential:
         user = await get_user_model().objects.aget(pk=user_id)
         name = f"{user.get_username()} (user {user_id})"[:128]
         tag = settings.TELEPHONY_CREDENTIAL_TAG

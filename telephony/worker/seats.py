@@ -3,7 +3,8 @@
 The account allows ``TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT`` credentials (5 on a free Telnyx
 account). Each of our live credentials is one agent's seat. Before the worker creates a
 credential it makes sure there is a free seat (:func:`ensure_free_seat`, under the seat
-lock so two workers never both take the last one): a seat whose agent has been away
+lock so two workers never both take the last one) and reserves it (:func:`reserve`)
+while the credential is created at Telnyx outside the lock: a seat whose agent has been away
 longer than ``TELEPHONY_SEAT_IDLE_SECONDS`` (``telephony.presence``) is deleted at
 Telnyx, which also kills every token minted for it, and a new credential is created for
 the newcomer. A credential is never handed from one agent to another: their old token
@@ -37,6 +38,7 @@ from telephony.worker.provider import RequestContext
 logger = logging.getLogger(__name__)
 
 RECLAIM_LOCK_MS = 60_000
+RESERVATION_SLACK_SECONDS = 5.0  # a reservation outlives its request's deadline by this
 SEAT_IDLE_REASON = "seat_idle"
 SEAT_RENEWED_REASON = "seat_renewed"
 
@@ -44,6 +46,33 @@ SEAT_RENEWED_REASON = "seat_renewed"
 def seat_lock_key() -> str:
     """The Redis lock that serialises seat allocation and reclamation across workers."""
     return f"{Keys.prefix()}:lock:seats"
+
+
+def reservations_key() -> str:
+    """ZSET request_id -> until when (epoch ms) a seat is reserved for a credential being
+    created at Telnyx right now; counted as taken, dropped when done or past that time."""
+    return f"{Keys.prefix()}:seats:reserved"
+
+
+async def reserve(ctx: RequestContext) -> None:
+    """Hold a seat for this request while its credential is created (under the seat lock)."""
+    until = int((ctx.deadline + RESERVATION_SLACK_SECONDS) * 1000)
+    await get_async_redis().zadd(reservations_key(), {ctx.request_id: until})
+
+
+async def unreserve(ctx: RequestContext) -> None:
+    """The credential exists (its row counts now) or was not created: release the hold."""
+    await get_async_redis().zrem(reservations_key(), ctx.request_id)
+
+
+async def reserved() -> int:
+    """Seats held for credentials being created now (a crashed worker's expire)."""
+    key = reservations_key()
+    async with get_async_redis().pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(key, "-inf", int(time.time() * 1000))
+        pipe.zcard(key)
+        _, count = await pipe.execute()
+    return int(count)
 
 
 def account_limit() -> int:
@@ -119,18 +148,23 @@ async def ensure_free_seat(
 ) -> list[Seat]:
     """Before creating ``user_id``'s credential, under the seat lock: make a seat free.
 
-    Frees, in this order, the agent's own older credential (about to expire: it is the
-    same agent's seat) and seats idle past ``TELEPHONY_SEAT_IDLE_SECONDS``. Raises
-    SeatLimit when the account's seats are all held by agents still present. Returns the
-    seats as they were read (for the caller's fallback at Telnyx's own limit).
+    Taken seats are our live credentials plus the reservations of credentials being
+    created right now. Frees, in this order, the agent's own older credential (about to
+    expire: it is the same agent's seat) and seats idle past
+    ``TELEPHONY_SEAT_IDLE_SECONDS``. Raises SeatLimit when the account's seats are all
+    held by agents still present. Returns the seats as they were read (for the caller's
+    fallback at Telnyx's own limit).
     """
     limit = account_limit()
     seats = await live_seats()
-    if limit <= 0 or len(seats) < limit:
+    if limit <= 0:
+        return seats
+    in_use = len(seats) + await reserved()
+    if in_use < limit:
         return seats
     own = [s for s in seats if s.user_id == user_id]
     candidates = own + [s for s in reclaimable(seats) if s.user_id != user_id]
-    in_use, freed = len(seats), []
+    freed = []
     for seat in candidates:
         if in_use < limit:
             break

@@ -163,6 +163,7 @@ async def in_process_workers(
     settings.TELEPHONY_RECONCILE_INTERVAL = 3600
     settings.TELEPHONY_SHUTDOWN_GRACE = 5
     settings.TELEPHONY_STATE_CACHE_TTL = 0
+    settings.TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = 1000  # seats: not a free account's 5
     running = Workers()
     try:
         yield running
