@@ -239,6 +239,7 @@ class Stack:
                 "TELNYX_CALL_CONNECTION_ID": sb.call_connection_id,
                 "TELNYX_FROM_NUMBER": sb.from_number,
                 "TELNYX_WEBHOOK_URL": webhook,
+                "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "100000",  # as many seats as the sandbox
             }
         )
         self.daphne = self._spawn(

@@ -451,6 +451,7 @@ def main() -> None:
             "TELNYX_CALL_CONNECTION_ID": sandbox.call_connection_id,
             "TELNYX_FROM_NUMBER": sandbox.from_number,
             "TELEPHONY_RECONCILE_INTERVAL": "3600",  # no housekeeping inside a measurement
+            "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "100000",  # as many seats as the sandbox
         }
         with product_env(**tel) as env:
             setup_django(env)

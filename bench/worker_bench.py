@@ -147,6 +147,7 @@ def main() -> None:
             "TELNYX_CALL_CONNECTION_ID": sandbox.call_connection_id,
             "TELNYX_FROM_NUMBER": sandbox.from_number,
             "TELEPHONY_QUEUE_CAPACITY": "100000",
+            "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "100000",  # as many seats as the sandbox
             "TELEPHONY_REQUEST_TIMEOUT": "30",
         }
         if args.concurrency:

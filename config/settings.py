@@ -234,9 +234,13 @@ TELEPHONY_BREAKER_HALF_OPEN_PROBES = env.int("TELEPHONY_BREAKER_HALF_OPEN_PROBES
 # ------------------------------------------------------------------------------
 # Operators: the admin's health page, /metrics (see docs/OBSERVABILITY.md)
 # ------------------------------------------------------------------------------
-# Telnyx credentials the account may hold at once (the sandbox's default is 5); the
-# health page shows ours against it. 0: unknown, the count is shown without a gauge.
+# Telnyx credentials the account may hold at once (the sandbox's default is 5, like a free
+# account): the telephony seats. Enforced (409 seat_limit) and shown on the health page.
+# 0: unknown, Telnyx's own answer decides; the count is shown without a gauge.
 TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = env.int("TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT", default=5)
+# A credential is an agent's seat while a page of theirs is open; this long after they
+# leave (no WebSocket, no heartbeat) it is deleted at Telnyx and the seat is free again.
+TELEPHONY_SEAT_IDLE_SECONDS = env.float("TELEPHONY_SEAT_IDLE_SECONDS", default=300.0)
 # /metrics answers these client addresses or networks, or a matching bearer token.
 TELEPHONY_METRICS_ALLOWED_IPS = env.list(
     "TELEPHONY_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]

@@ -18,6 +18,7 @@ Telnyx error titles only.
     │   └── DestinationNotAllowed        403 destination_not_allowed
     ├── NotFound                         404 not_found
     ├── NoCredential                     409 no_credential
+    ├── SeatLimit                        409 seat_limit (every seat held by an online agent)
     ├── RateLimited                      429 rate_limited
     ├── ProviderError                    502 provider_error
     │   ├── ProviderRejected             502 provider_error (Telnyx 4xx)
@@ -156,6 +157,18 @@ class NoCredential(TelephonyError):
     default_message = "Log in to calling first: there is no telephony credential for you."
 
 
+class SeatLimit(TelephonyError):
+    """Every telephony seat the account allows is held by an agent who is online (or left
+    too recently to free it): the user must wait for a seat, nothing is wrong."""
+
+    status = 409
+    code = "seat_limit"
+    default_message = (
+        "All telephony seats are in use by agents who are online. "
+        "Try again when one of them leaves."
+    )
+
+
 class RateLimited(TelephonyError):
     """Too many requests from this user; ``retry_after`` says when to come back."""
 
@@ -249,6 +262,7 @@ _REGISTRY: dict[str, type[TelephonyError]] = {
         DestinationNotAllowed,
         NotFound,
         NoCredential,
+        SeatLimit,
         RateLimited,
         ProviderError,
         ProviderRejected,

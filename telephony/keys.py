@@ -96,3 +96,15 @@ class Keys:
         """Set (with a TTL of the hygiene interval) by the worker that ran the last
         credential clean-up: while it exists, no other worker runs one."""
         return f"{cls.prefix()}:credential_hygiene"
+
+    @classmethod
+    def presence(cls) -> str:
+        """ZSET user_id -> when a page of theirs was last seen (epoch ms), the seats'
+        presence; member ``since``: when tracking began (see ``telephony.presence``)."""
+        return f"{cls.prefix()}:presence"
+
+    @classmethod
+    def seat_reservations(cls) -> str:
+        """ZSET request_id -> until when (epoch ms) a seat is reserved for a credential being
+        created at Telnyx right now; counted as taken, dropped when done or past that time."""
+        return f"{cls.prefix()}:seats:reserved"

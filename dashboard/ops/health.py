@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from dashboard.ops import selectors
+from dashboard.templatetags.health_format import duration
 from telephony.protocol import LOST, STOPPED, Heartbeat
 from telephony.state import ServiceState, now_ms, read_state
 from telephony.web.metrics import RequestMetrics, read_forced_breaker, read_request_metrics
@@ -211,6 +212,23 @@ def latency_summary(workers: list[Heartbeat], metrics: RequestMetrics) -> dict[s
     }
 
 
+def seat_label(holder: dict[str, Any]) -> str:
+    """A seat holder's state in a few words: online, or away for how long and until when."""
+    if holder["online"] is None:
+        return "presence unknown"
+    if holder["online"]:
+        return "online"
+    frees = holder["frees_in_s"]
+    left = f"left {duration(holder['idle_s'])} ago"
+    return f"{left}, freeing now" if not frees else f"{left}, frees in {duration(frees)}"
+
+
+def seats(data: dict[str, Any]) -> dict[str, Any]:
+    """The seats card: :func:`selectors.seats_in_use` with a label for each holder."""
+    holders = [{**h, "label": seat_label(h)} for h in data["holders"]]
+    return {**data, "holders": holders}
+
+
 def health_snapshot(*, can_control: bool = False) -> dict[str, Any]:
     """The whole page's data (``GET /admin/telephony/health.json``)."""
     state = read_state()
@@ -235,6 +253,7 @@ def health_snapshot(*, can_control: bool = False) -> dict[str, Any]:
         "latency": latency_summary(state.workers, read_request_metrics()),
         "calls_today": selectors.calls_today(),
         "credentials": selectors.credentials_in_use(),
+        "seats": seats(selectors.seats_in_use()),
         "events": selectors.recent_events(),
         "can_control": can_control,
         "heartbeat_interval_s": float(settings.TELEPHONY_HEARTBEAT_INTERVAL),

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
+from telephony import presence
 from telephony.models import Call, CallStatus, Credential, ServiceEvent
 
 LIVE_STATUSES = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.ANSWERED)
@@ -54,12 +55,53 @@ def credentials_in_use(*, now: datetime | None = None) -> dict[str, Any]:
     in_use = Credential.objects.filter(
         deleted_at__isnull=True, expires_at__gt=now or timezone.now()
     ).count()
+    return _gauge(in_use)
+
+
+def _gauge(in_use: int) -> dict[str, Any]:
     limit = int(getattr(settings, "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT", 0))
     percent = min(100, round(100 * in_use / limit)) if limit > 0 else None
     level = (
         None if percent is None else "full" if percent >= 100 else "high" if percent >= 80 else "ok"
     )
     return {"in_use": in_use, "limit": limit or None, "percent": percent, "level": level}
+
+
+def seats_in_use(*, now: datetime | None = None, at: float | None = None) -> dict[str, Any]:
+    """Telephony seats (our live credentials) against the account's limit, and who holds
+    them: online, or idle since when and whether the seat is about to be freed.
+
+    Presence is read from Redis (``telephony.presence``); when Redis cannot be read the
+    holders are listed without it (``online`` is None).
+    """
+    rows = list(
+        Credential.objects.filter(deleted_at__isnull=True, expires_at__gt=now or timezone.now())
+        .select_related("user")
+        .order_by("created_at", "pk")
+    )
+    try:
+        seen: dict[int, presence.Presence] | None = presence.read((c.user_id for c in rows), at=at)
+    except Exception:  # the page must render while Redis is down
+        seen = None
+    idle_after = presence.seat_idle_seconds()
+    holders = []
+    for c in rows:
+        p = seen.get(c.user_id) if seen is not None else None
+        holders.append(
+            {
+                "user": c.user.get_username(),
+                "user_id": c.user_id,
+                "sip_username": c.sip_username,
+                "since": c.created_at.isoformat(),
+                "online": p.online if p else None,
+                "last_seen_ms": int(p.last_seen * 1000) if p else None,
+                "idle_s": None if p is None or p.online else round(p.idle_seconds),
+                "frees_in_s": (
+                    None if p is None or p.online else max(0, round(idle_after - p.idle_seconds))
+                ),
+            }
+        )
+    return {**_gauge(len(rows)), "idle_after_s": idle_after, "holders": holders}
 
 
 def recent_events(*, limit: int = 25) -> list[dict[str, Any]]:

@@ -3,6 +3,11 @@
 Pushes come from two sources: channel-layer groups (a worker or webhook reports a call
 change; a supervisor reports a state change) and a light poll of the cached state, so a
 page still learns that the service went away when nobody was left to announce it.
+
+An open socket is also its agent's presence, which keeps their telephony seat
+(``telephony.presence``): touched on connect, every ``PRESENCE_REFRESH_SECONDS`` while
+connected and on the page's pings, and once more on disconnect, from when the seat's idle
+time counts. A reload reconnects well within it, so the seat stays.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from telephony import presence
 from telephony.events import STATUS_GROUP, user_group
 from telephony.state import state_cache
 
@@ -34,12 +40,15 @@ class TelephonyConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=UNAUTHENTICATED)
             return
         self.user_group = user_group(user.pk)
+        self.user_id = int(user.pk)
+        self.touched_at = 0.0
         self.last_status: str | None = None
         try:
             await self.channel_layer.group_add(STATUS_GROUP, self.channel_name)
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         except Exception as e:  # Redis down: still serve the state poll
             logger.warning("[Telephony WS] group join failed: %s", type(e).__name__)
+        await self._touch()  # before accepting: an open socket always means present
         await self.accept()
         await self._send_state(force=True)
         self.poller = asyncio.create_task(self._poll_state())
@@ -54,9 +63,11 @@ class TelephonyConsumer(AsyncJsonWebsocketConsumer):
                     await self.channel_layer.group_discard(group, self.channel_name)
                 except Exception as e:
                     logger.info("[Telephony WS] group leave failed: %s", type(e).__name__)
+            await self._touch()  # the seat's idle time counts from here
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
+            await self._touch()
             await self.send_json({"type": "pong", "ts": int(time.time() * 1000)})
         elif isinstance(content, dict) and content.get("type") == "state":
             await self._send_state(force=True)
@@ -80,9 +91,19 @@ class TelephonyConsumer(AsyncJsonWebsocketConsumer):
             self.last_status = state.status
             await self.send_json({"type": "service.state", "state": state.public()})
 
+    async def _touch(self) -> None:
+        """This agent has a page open now (presence keeps their seat). Never raises."""
+        try:
+            await presence.atouch(self.user_id)
+            self.touched_at = presence.now()
+        except Exception as e:  # Redis down: the seat is kept until its idle time anyway
+            logger.warning("[Telephony WS] presence not recorded: %s", type(e).__name__)
+
     async def _poll_state(self) -> None:
         while True:
             await asyncio.sleep(STATE_POLL_SECONDS)
+            if presence.now() - self.touched_at >= presence.PRESENCE_REFRESH_SECONDS:
+                await self._touch()
             try:
                 await self._send_state(force=False)
             except asyncio.CancelledError:

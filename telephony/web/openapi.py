@@ -19,6 +19,7 @@ ERROR_CODES = [
     "not_found",
     "no_credential",
     "method_not_allowed",
+    "seat_limit",
     "rate_limited",
     "internal_error",
     "provider_error",
@@ -51,7 +52,9 @@ ERRORS: dict[str, dict[str, Any]] = {
     "404": _error("No such call for this user (`not_found`)."),
     "405": _error("Method not allowed (`method_not_allowed`)."),
     "409": _error(
-        "No WebRTC login to ring (`no_credential`): get one from /api/webrtc/credential first."
+        "No WebRTC login to ring (`no_credential`): get one from /api/webrtc/credential "
+        "first; or every telephony seat is held by an agent who is online (`seat_limit`): "
+        "try again when one of them leaves."
     ),
     "429": _error("Too many requests (`rate_limited`).", retry_after=True),
     "500": _error("Unexpected failure (`internal_error`)."),
@@ -216,10 +219,30 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             },
             "/api/webrtc/credential": {
                 "post": _op(
-                    "A WebRTC login token for the logged-in user",
+                    "A WebRTC login token for the logged-in user (on their seat)",
                     ("201", "Created.", _wrapped("credential", "Credential")),
-                    post_errors,
+                    [*post_errors, "409"],
                 )
+            },
+            "/api/webrtc/presence": {
+                "post": {
+                    "summary": (
+                        "The page is open: keeps the user's telephony seat while its "
+                        "WebSocket is down (send every 20 s)"
+                    ),
+                    "responses": {
+                        "204": {
+                            "description": "Recorded.",
+                            "headers": {
+                                "Cache-Control": {
+                                    "description": "no-store",
+                                    "schema": {"type": "string"},
+                                }
+                            },
+                        },
+                        **{code: ERRORS[code] for code in ("401", "403", "405", "500", "503")},
+                    },
+                }
             },
             "/api/webrtc/call": {
                 "post": _op(

@@ -9,6 +9,7 @@ app_name = "telephony"
 urlpatterns = [
     path("status", views.status_view, name="status"),
     path("credential", views.credential_view, name="credential"),
+    path("presence", views.presence_view, name="presence"),
     path("call", views.call_create_view, name="call"),
     path("call/<str:call_id>", views.call_detail_view, name="call-detail"),
     path("call/<str:call_id>/hangup", views.call_hangup_view, name="call-hangup"),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from telephony import exceptions as exc
+from telephony import presence
 from telephony.web.api import api_view, json_body
 from telephony.web.client import get_telephony_service
 from telephony.web.openapi import openapi_document
@@ -28,6 +29,18 @@ async def credential_view(request: HttpRequest) -> JsonResponse:
     """A WebRTC login token for the logged-in user."""
     credential = await service.agenerate_credential(request.user)
     response = JsonResponse({"credential": credential}, status=201)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@api_view("POST")
+async def presence_view(request: HttpRequest) -> HttpResponse:
+    """The page is open (its WebSocket is down): keeps the user's telephony seat."""
+    try:
+        await presence.atouch(int(request.user.pk or 0))
+    except Exception as e:  # Redis unreachable: nothing can be recorded anywhere
+        raise exc.ServiceUnavailable(reason="redis_unreachable") from e
+    response = HttpResponse(status=204)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -8,7 +8,8 @@ SIP login somebody could use, so dead ones must go. Two callers share this modul
 - :func:`credential_hygiene`, which every worker calls from its reconcile loop: at most
   one worker across all hosts (a Redis lock) and at most once per
   ``TELEPHONY_CREDENTIAL_HYGIENE_INTERVAL`` (a Redis key with that TTL) deletes our
-  expired credentials.
+  expired credentials; on every call it also frees the seats of agents away past
+  ``TELEPHONY_SEAT_IDLE_SECONDS`` (:func:`telephony.worker.seats.reclaim_idle_seats`).
 
 What may be deleted is decided by :func:`telephony.worker.credentials.select_deletable`, the
 same rule the worker applies at the account limit. Every step is safe to repeat or run
@@ -39,6 +40,7 @@ from telephony.services import aservice_event
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.credentials import select_deletable, tagged
 from telephony.worker.provider import CredentialInfo, RequestContext
+from telephony.worker.seats import reclaim_idle_seats
 
 logger = logging.getLogger(__name__)
 
@@ -270,11 +272,14 @@ async def acleanup_credentials(
 async def credential_hygiene(
     adapter: TelnyxAdapter, *, worker_id: str = ""
 ) -> CleanupReport | None:
-    """The workers' periodic pass: delete our expired credentials. Never raises.
+    """The workers' periodic pass: free idle seats (every call), and delete our expired
+    credentials (once per interval). Never raises.
 
-    Returns the report when this call ran the pass, None when another worker holds the
-    lock, the interval has not passed yet, hygiene is off (interval <= 0) or it failed.
+    Returns the report when this call ran the expired-credential pass, None when another
+    worker holds the lock, the interval has not passed yet, hygiene is off (interval <= 0)
+    or it failed.
     """
+    await reclaim_idle_seats(adapter, worker_id=worker_id)
     interval = float(settings.TELEPHONY_CREDENTIAL_HYGIENE_INTERVAL)
     if interval <= 0:
         return None

@@ -19,10 +19,12 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from telephony import exceptions as exc
+from telephony import presence
 from telephony.connections import get_async_redis, release_lock
 from telephony.keys import Keys
 from telephony.models import Credential
 from telephony.services import aservice_event
+from telephony.worker import seats
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.calls import CallOperations
 from telephony.worker.credentials import select_for_room
@@ -61,10 +63,12 @@ class Operations(CallOperations):
     async def credential_create(
         self, ctx: RequestContext, payload: dict[str, Any]
     ) -> dict[str, Any]:
-        """A WebRTC login token for the user, on their still-valid credential or a new one."""
+        """A WebRTC login token for the user, on their own still-valid credential (their
+        seat) or a new one in a free seat (see ``telephony.worker.seats``)."""
         user_id = payload.get("user_id")
         if not isinstance(user_id, int):
             raise exc.InvalidRequest("credential.create needs user_id.")
+        await presence.atouch(user_id)  # asking for a token is being present
         cred = await self._active_credential(user_id)
         if cred is None:
             # Only creation takes the per-user lock: two tabs logging in at once must not
@@ -111,6 +115,22 @@ class Operations(CallOperations):
         )
 
     async def _new_credential(self, ctx: RequestContext, user_id: int) -> Credential:
+        # Taking a seat is one short step at a time across every worker (two must never
+        # take the last one); creating the credential at Telnyx runs outside the lock, on a
+        # reservation the count includes, so logins at a shift's start are not serialised.
+        async with _RedisLock(seats.seat_lock_key(), ctx, busy="Seats are being allocated."):
+            held = await seats.ensure_free_seat(
+                self.adapter, ctx, user_id=user_id, worker_id=self.worker_id
+            )
+            await seats.reserve(ctx)
+        try:
+            return await self._new_credential_in_seat(ctx, user_id, held)
+        finally:
+            await seats.unreserve(ctx)
+
+    async def _new_credential_in_seat(
+        self, ctx: RequestContext, user_id: int, held: list[seats.Seat]
+    ) -> Credential:
         user = await get_user_model().objects.aget(pk=user_id)
         name = f"{user.get_username()} (user {user_id})"[:128]
         tag = settings.TELEPHONY_CREDENTIAL_TAG
@@ -124,8 +144,14 @@ class Operations(CallOperations):
         try:
             info = await self.adapter.create_credential(ctx, **kwargs)
         except exc.CredentialLimitReached:
-            freed = await self.make_room(ctx)
+            # Telnyx counts more than our seats (expired, orphaned, another app's).
+            freed = await self.make_room(ctx) or await seats.free_one_idle_seat(
+                self.adapter, ctx, held, worker_id=self.worker_id
+            )
             if not freed:
+                limit = seats.account_limit()
+                if held and (limit <= 0 or len(held) >= limit):
+                    raise exc.SeatLimit(seats.limit_message(limit)) from None
                 raise
             info = await self.adapter.create_credential(ctx, **kwargs)
         return await Credential.objects.acreate(
@@ -193,8 +219,14 @@ class Operations(CallOperations):
 class _RedisLock:
     """A per-key lock in Redis that waits at most until the request's deadline."""
 
-    def __init__(self, key: str, ctx: RequestContext) -> None:
-        self.key, self.ctx = key, ctx
+    def __init__(
+        self,
+        key: str,
+        ctx: RequestContext,
+        *,
+        busy: str = "Another request for this user is still running.",
+    ) -> None:
+        self.key, self.ctx, self.busy = key, ctx, busy
         self.token = ctx.request_id
 
     async def __aenter__(self) -> None:
@@ -202,7 +234,7 @@ class _RedisLock:
         ttl_ms = max(1000, int(self.ctx.remaining() * 1000) + 1000)
         while not await r.set(self.key, self.token, nx=True, px=ttl_ms):
             if self.ctx.remaining() <= 0.05:
-                raise exc.WorkerTimeout("Another request for this user is still running.")
+                raise exc.WorkerTimeout(self.busy)
             await asyncio.sleep(0.02)
 
     async def __aexit__(self, *a: object) -> None:

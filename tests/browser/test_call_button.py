@@ -106,7 +106,12 @@ def test_call_button__polls_when_the_websocket_is_down(
     product.sandbox.set_webhooks(answer_after=0.5, talk_time=5)
     # Every WebSocket to /ws/webrtc/ is refused: progress and state must come from polling.
     page.route_web_socket(re.compile(r"/ws/webrtc/"), lambda ws: ws.close())
-    login(page)
+    # ... and the page keeps its agent's telephony seat with the HTTP heartbeat instead.
+    with page.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/api/webrtc/presence"), timeout=15_000
+    ) as beat:
+        login(page)
+    assert beat.value.response().status == 204
     page.evaluate("window.__sameDocument = true")
     expect(page.locator(CALL_BUTTONS)).to_have_count(CONTACTS)
 

@@ -199,3 +199,48 @@ def test_health_page__event_times_read_as_utc_like_the_live_updates(
 
     assert shown["at"] == "2025-03-04T05:06:07.123456+00:00"
     assert f'<time datetime="{shown["at"]}">05:06:07 UTC</time>' in html
+
+
+@pytest.mark.django_db
+def test_health_page__shows_seats_against_the_limit_and_who_holds_them(
+    admin_client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from telephony import presence
+
+    settings.TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = 5
+    settings.TELEPHONY_SEAT_IDLE_SECONDS = 300
+    now = 1_800_000_000.0
+    monkeypatch.setattr(presence, "clock", lambda: now)
+    expires = timezone.now() + timedelta(hours=20)
+    presence.touch(0, at=now - 3600)  # presence tracking began an hour ago
+    for n, seen_ago in enumerate([5, 200, 400]):
+        user = get_user_model().objects.create_user(f"agent{n}")
+        Credential.objects.create(
+            user=user, telnyx_id=f"t{n}", sip_username=f"sip{n}", tag="x", expires_at=expires
+        )
+        presence.touch(user.pk, at=now - seen_ago)
+    gone = get_user_model().objects.create_user("gone")
+    Credential.objects.create(
+        user=gone, telnyx_id="t9", sip_username="sip9", tag="x", expires_at=expires,
+        deleted_at=timezone.now(), deleted_reason="seat_idle",
+    )  # fmt: skip
+
+    seats = admin_client.get(DATA).json()["seats"]
+    assert (seats["in_use"], seats["limit"], seats["level"]) == (3, 5, "ok")
+    assert [(h["user"], h["online"], h["idle_s"], h["frees_in_s"]) for h in seats["holders"]] == [
+        ("agent0", True, None, None),
+        ("agent1", False, 200, 100),
+        ("agent2", False, 400, 0),
+    ]
+    labels = [h["label"] for h in seats["holders"]]
+    assert labels == [
+        "online",
+        "left 3 m 20 s ago, frees in 1 m 40 s",
+        "left 6 m 40 s ago, freeing now",
+    ]
+    html = admin_client.get(PAGE).content.decode()
+    assert "Seats in use" in html
+    assert 'data-seat-user="agent0" data-seat-online="true">agent0 · online<' in html
+    assert 'data-seat-user="agent1" data-seat-online="false"' in html and "gone ·" not in html

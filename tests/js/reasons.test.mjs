@@ -14,6 +14,10 @@ test("reasonFor: the table in docs/FRONTEND.md", () => {
     [answer(403, "destination_not_allowed"), "calls to this number are not allowed"],
     [answer(403, null), "the security check failed, reload the page"],
     [answer(404, "not_found"), "the call no longer exists"],
+    [
+      answer(409, "seat_limit"),
+      "all telephony seats are taken by agents who are online, try again when one of them leaves",
+    ],
     [answer(429, "rate_limited", "7"), "too many calls, try again in 7 s"],
     [answer(429, "rate_limited"), "too many calls, try again shortly"],
     [answer(502, "provider_error"), "the phone provider had a problem"],

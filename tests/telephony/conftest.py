@@ -65,6 +65,8 @@ def worker_env(
         "TELNYX_CONNECTION_ID": telnyx.connection_id,
         "TELNYX_CALL_CONNECTION_ID": telnyx.call_connection_id,
         "TELNYX_FROM_NUMBER": telnyx.from_number,
+        # The session sandbox allows 1000 credentials: so many seats, not a free account's 5.
+        "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "1000",
     }
 
 
@@ -162,6 +164,7 @@ async def in_process_workers(
     settings.TELEPHONY_RECONCILE_INTERVAL = 3600
     settings.TELEPHONY_SHUTDOWN_GRACE = 5
     settings.TELEPHONY_STATE_CACHE_TTL = 0
+    settings.TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = 1000  # seats: not a free account's 5
     running = Workers()
     try:
         yield running

@@ -239,6 +239,33 @@ def test_api__redis_outage_during_a_request_is_503_json(api: Client, settings, u
     assert Call.objects.count() == 0
 
 
+def test_api__seat_limit_is_409_json(api: Client, monkeypatch) -> None:
+    from telephony import exceptions as exc
+    from telephony.web import views
+
+    async def full(*args, **kwargs):
+        raise exc.TelephonyError.from_dict(  # as it comes back from the worker
+            exc.SeatLimit("All 5 telephony seats are in use by agents who are online.").to_dict()
+        )
+
+    monkeypatch.setattr(views.service, "agenerate_credential", full)
+    fake_ready_worker()
+    body = assert_error(api.post("/api/webrtc/credential"), 409, "seat_limit")
+    assert body["error"].startswith("All 5 telephony seats are in use")
+
+
+def test_api__presence_heartbeat_is_204_for_a_user_only(api: Client, user) -> None:
+    from telephony import presence
+
+    assert api.post("/api/webrtc/presence").status_code == 204
+    assert presence.read([user.pk])[user.pk].online
+    assert_error(Client().post("/api/webrtc/presence"), 401, "not_authenticated")
+    assert_error(api.get("/api/webrtc/presence"), 405, "method_not_allowed")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    assert_error(strict.post("/api/webrtc/presence"), 403, "forbidden")
+
+
 def test_api__unknown_paths_and_methods_are_json(api: Client) -> None:
     assert_error(api.get("/api/webrtc/nope"), 404, "not_found")
     assert_error(api.get("/api/elsewhere"), 404, "not_found")
@@ -270,6 +297,7 @@ def test_api__openapi_document_is_valid_and_lists_every_endpoint(client: Client)
     assert set(doc["paths"]) == {
         "/api/webrtc/status",
         "/api/webrtc/credential",
+        "/api/webrtc/presence",
         "/api/webrtc/call",
         "/api/webrtc/call/{call_id}",
         "/api/webrtc/call/{call_id}/hangup",

@@ -101,6 +101,17 @@ export class HealthView {
       meter.setAttribute("data-level", cred.level || "ok");
       meter.firstElementChild.style.width = (cred.percent || 0) + "%";
     }
+    const holders = (data.seats && data.seats.holders) || [];
+    this.fill(
+      "seat-holders",
+      holders.length
+        ? holders.map((h) =>
+            el("li", { "data-seat-user": h.user, "data-seat-online": String(h.online ?? "unknown") }, [
+              h.user + " · " + h.label,
+            ])
+          )
+        : [el("li", null, ["no seat taken"])]
+    );
   }
 
   renderWorkers(workers) {

@@ -86,6 +86,7 @@ export class Page {
 
   refreshStatus() {
     if (!this.urls.status) return;
+    this.beatPresence();
     api("GET", this.urls.status)
       .then(
         guard((res) => {
@@ -104,6 +105,17 @@ export class Page {
       this.refreshStatus();
       this.scheduleStatusPoll();
     }, config.statusPollMs);
+  }
+
+  // While the WebSocket is down, the status poll also tells the server that this page is
+  // still open (POST /api/webrtc/presence, at most every 20 s): that keeps the agent's
+  // telephony seat, which the open socket keeps otherwise.
+  beatPresence() {
+    const url = this.urls.status.replace(/status$/, "presence");
+    const now = Date.now();
+    if (this.socketOpen || url === this.urls.status || now - (this.presenceAt || 0) < 20000) return;
+    this.presenceAt = now;
+    api("POST", url).catch((e) => warn("presence heartbeat failed", e));
   }
 
   scheduleCallPoll() {

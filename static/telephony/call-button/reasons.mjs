@@ -31,6 +31,10 @@ export function reasonFor(res) {
         : "the security check failed, reload the page";
     case 404:
       return "the call no longer exists";
+    case 409:
+      return code === "seat_limit"
+        ? "all telephony seats are taken by agents who are online, try again when one of them leaves"
+        : "the request conflicts with another one";
     case 429:
       return "too many calls, try again " + (wait ? "in " + wait + " s" : "shortly");
     case 502:
