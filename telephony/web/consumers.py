@@ -13,10 +13,12 @@ time counts. A reload reconnects well within it, so the seat stays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
+import redis
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from telephony import presence
@@ -33,6 +35,19 @@ class TelephonyConsumer(AsyncJsonWebsocketConsumer):
     """One browser tab: state changes for everyone, call updates for their owner."""
 
     groups: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Close the socket (1011) when the channel layer's Redis goes away under it.
+
+        Channels' dispatch loop lets the layer's connection error escape to daphne, which
+        logs a traceback for what is an expected outage; the page reconnects with backoff.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError) as e:
+            logger.warning("[Telephony WS] closed: Redis unreachable (%s)", type(e).__name__)
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1011})
 
     async def connect(self) -> None:
         user = self.scope.get("user")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
@@ -39,6 +40,27 @@ async def test_ws__anonymous_connection_is_refused() -> None:
     finally:
         # The browser's side of the close: the consumer stops and leaves no task behind.
         await comm.disconnect()
+
+
+async def test_ws__redis_lost_under_the_socket_closes_it_without_a_traceback(
+    monkeypatch, caplog
+) -> None:
+    user = await get_user_model().objects.acreate_user("agent")
+    layer = get_channel_layer()
+
+    async def lost(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(type(layer), "receive", lost)
+    comm = WebsocketCommunicator(TelephonyConsumer.as_asgi(), "/ws/webrtc/")
+    comm.scope["user"] = user
+    try:
+        out = await comm.receive_output(timeout=5)
+        assert out == {"type": "websocket.close", "code": 1011}
+        await comm.wait(timeout=5)  # the consumer ended by itself, raising nothing
+    finally:
+        await comm.disconnect()
+    assert "Redis unreachable" in caplog.text
 
 
 async def test_ws__sends_the_state_on_connect_and_answers_pings() -> None:
