@@ -141,7 +141,7 @@ class Product:
                 pass
         self.stopped.clear()
 
-    def wait_status(self, healthy: bool, timeout: float = 30.0) -> dict[str, Any]:
+    def wait_status(self, healthy: bool, timeout: float = 90.0) -> dict[str, Any]:
         end = time.monotonic() + timeout
         body: dict[str, Any] = {}
         while time.monotonic() < end:
