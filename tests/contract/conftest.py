@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
-import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
@@ -32,6 +27,7 @@ from referencing.jsonschema import DRAFT202012
 
 from devserver.sandbox.control import SandboxProcess
 from tests.contract.prism import PrismServer, PrismUnavailable, installed
+from tests.helpers import WebhookReceiver, webhook_receiver
 
 SPEC_PATH = Path(__file__).with_name("telnyx") / "telnyx-openapi-subset.yml"
 SPEC_URI = "urn:telnyx-openapi-subset"
@@ -317,66 +313,8 @@ def sandbox(sandbox_server: SandboxProcess) -> Iterator[SandboxProcess]:
     sandbox_server.clear_faults()
 
 
-@dataclass
-class Delivery:
-    """One webhook POST as it arrived."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A real HTTP server recording webhook deliveries; each test takes its own path."""
-
-    port: int = 0
-    deliveries: list[Delivery] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def url(self) -> str:
-        """A fresh URL whose deliveries belong to the calling test only."""
-        return f"http://127.0.0.1:{self.port}/hooks/{uuid.uuid4().hex}"
-
-    def wait(self, url: str, count: int, timeout: float = 10.0) -> list[Delivery]:
-        """The deliveries to ``url`` once there are ``count`` (fewer on timeout)."""
-        path, end = httpx.URL(url).path, time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = [d for d in self.deliveries if d.path == path]
-                left = end - time.monotonic()
-                if len(got) >= count or left <= 0:
-                    return got
-                self.cond.wait(left)
-
-
 @pytest.fixture(scope="session")
-def receiver() -> Iterator[Receiver]:
-    """The webhook receiver on 127.0.0.1, in a thread."""
-    receiver = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            with receiver.cond:
-                receiver.deliveries.append(Delivery(self.path, headers, body))
-                receiver.cond.notify_all()
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="contract-webhooks", daemon=True)
-    thread.start()
-    try:
+def receiver() -> Iterator[WebhookReceiver]:
+    """The webhook receiver on 127.0.0.1, in a thread (each test takes its own URL)."""
+    with webhook_receiver() as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from devserver.sandbox.control import SandboxProcess
-from tests.contract.conftest import ERROR_RESPONSE, Problem, Receiver, Spec, report
+from tests.contract.conftest import ERROR_RESPONSE, Problem, Spec, report
+from tests.helpers import WebhookReceiver as Receiver
 
 pytestmark = pytest.mark.contract
 
