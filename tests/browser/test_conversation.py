@@ -174,6 +174,8 @@ def test_conversation__goes_on_when_every_worker_is_killed_and_hangs_up_after(
     while time.monotonic() < end:
         assert hears_tone(page, call.tone), "the page stopped hearing the customer"
         assert customer_hears_mic(call.sandbox, call.agent), "the customer stopped hearing"
+    # The call's controls stay while the service is down (the other rows may say so).
+    expect(call.ada.get_by_role("button", name=re.compile(r"^Hang up"))).to_be_visible()
     screenshot(page, "22-conversation-after-kill", shots)
 
     # Once the supervisor's replacements serve, hang-up still ends both legs.
