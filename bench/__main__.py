@@ -9,7 +9,8 @@ the report gives the median of the repetitions.
 
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
-    python -m bench --only supervisor     # one or more of: worker plain worker100 http supervisor
+    python -m bench --only supervisor     # one or more of: worker plain worker100 http
+                                          #   supervisor softphone
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor")
+NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -62,6 +63,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--runs", "5", "--kill-runs", "3", "--fast"],
         ["--runs", "2", "--kill-runs", "1", "--cold-runs", "1"],
         1500,
+    ),
+    "softphone": (
+        "bench.softphone_bench",
+        ["--runs", "5", "--latencies", "0", "200"],
+        ["--runs", "2", "--latencies", "0", "200"],
+        600,
     ),
 }
 
@@ -144,10 +151,11 @@ def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(repeat):  # interleaved: noise hits product and baselines alike
         for name in names:
-            if name != "supervisor":  # repeats its own runs inside
+            if name not in ("supervisor", "softphone"):  # repeat their own runs inside
                 runs[name].append(run_one(name, args.quick, logs))
-    if "supervisor" in names:
-        runs["supervisor"].append(run_one("supervisor", args.quick, logs))
+    for name in ("supervisor", "softphone"):
+        if name in names:
+            runs[name].append(run_one(name, args.quick, logs))
     total = round(time.monotonic() - started, 1)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     fresh = {

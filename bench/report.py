@@ -477,6 +477,54 @@ def rss_section(res: dict[str, Any]) -> list[str]:
     ]
 
 
+def softphone_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
+    """Click -> ringing and click -> the customer's audio in a real browser."""
+    lines = ["## 6. Softphone: click to ringing, click to the customer's audio", ""]
+    lines += _header(res.get("softphone"))
+    ok = _ok(res.get("softphone"))
+    if not ok:
+        return lines
+    s = ok[-1]
+    lines += [
+        "`manage.py serve` (1 worker + 1 spare), headless Chromium logged in as the non-staff "
+        "agent; the page times itself from the click (`performance.now()`): **ringing** = the "
+        "softphone leaves `ready` (the agent leg's invite arrived), **audio** = the first "
+        "AnalyserNode frame (2048-point FFT, polled every 5 ms) whose dominant bin is the "
+        "customer's 1 kHz tone. Latency = sandbox fault latency on every Call Control "
+        "operation (`DialCall`, `RetrieveCallStatus`, `HangupCall`). The sandbox answers the "
+        f"customer {s['answer_after_s']} s after its Dial and rings each leg "
+        f"{s['initiated_after_s']} s after its Dial. **Product share** = the time minus the "
+        "sandbox's own: its measured `DialCall` durations (request log, injected latency "
+        "included) and that timetable. One warm-up call first, not counted; "
+        f"{s['runs']} calls per latency.",
+        "",
+        "| sandbox latency | click -> ringing ms (median / p90) | product share | "
+        "click -> customer audio ms (median / p90) | product share | runs: ringing; audio ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for latency, r in s["latency_ms"].items():
+
+        def mp(key: str, r: dict[str, Any] = r) -> str:
+            return f"{_fmt(r[key]['median'], 0)} / {_fmt(r[key]['p90'], 0)}"
+
+        runs = r["runs"]
+        lines.append(
+            f"| {latency} ms | {mp('click_to_ringing_ms')} | {mp('product_ringing_ms')} | "
+            f"{mp('click_to_audio_ms')} | {mp('product_audio_ms')} | "
+            f"{_runs([x['click_to_ringing_ms'] for x in runs], 0)}; "
+            f"{_runs([x['click_to_audio_ms'] for x in runs], 0)} |"
+        )
+    lines += [
+        "",
+        "The product share of ringing covers the page's POST, the web process, the channel "
+        "layer, the worker and its HTTP client, and the signalling to the page; of audio, "
+        "also the page answering its leg, the webhook to the web process and on to a worker, "
+        "the customer's Dial, the bridge, RTP and the analyser's window (about 43 ms).",
+        "",
+    ]
+    return lines
+
+
 SECTIONS: list[Callable[[dict[str, Any], list[Check]], list[str]]] = [
     worker_section,
     throughput_section,
@@ -492,6 +540,7 @@ def render(results: dict[str, Any]) -> str:
     for section in SECTIONS:
         body += section(results, checks)
     body += rss_section(results)
+    body += softphone_section(results, checks)
     meta = results.get("_meta") or {}
     runtime = (
         f"The last full run ({meta['date']}) took {meta['total_seconds'] / 60:.1f} minutes. "

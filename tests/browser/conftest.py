@@ -66,14 +66,20 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
+def chromium_extra_args() -> list[str]:
+    """More Chromium switches for one module (override it there), e.g. a microphone file."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str, chromium_extra_args: list[str]) -> Iterator[Any]:
     """One headless Chromium per module. Not per session: Playwright's sync API keeps an
     event loop running in this thread, which would break every async test after it."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium_path,
-            args=[*CHROMIUM_ARGS, FAKE_MEDIA_DEVICE, FAKE_MEDIA_UI],
+            args=[*CHROMIUM_ARGS, FAKE_MEDIA_DEVICE, FAKE_MEDIA_UI, *chromium_extra_args],
             headless=True,
         )
         try:
@@ -200,7 +206,15 @@ def serve_env(var_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+def serve_overrides() -> dict[str, str]:
+    """Environment changes for one module's ``serve`` (override it there)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def product(
+    tmp_path_factory: pytest.TempPathFactory, serve_overrides: dict[str, str]
+) -> Iterator[Product]:
     """``manage.py serve`` on a free port, ready (healthy) before the tests start."""
     # The embedded Redis socket lives in var/: keep the path short (unix sockets: ~100 bytes).
     var_dir = Path(tempfile.mkdtemp(prefix="tel-"))
@@ -208,7 +222,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     port = free_port()
     proc = tracker.start(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
-        env=serve_env(var_dir),
+        env={**serve_env(var_dir), **serve_overrides},
         name="serve",
     )
     product = None
@@ -281,6 +295,15 @@ def login(page: Any, username: str = "demo", password: str = "demo") -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("input[type=submit]")
+    page.wait_for_url("**/")
+
+
+def login_agent(page: Any, username: str = "agent", password: str = "agent") -> None:
+    """Log in through the site's own login page (not staff: no admin) and land on ``/``."""
+    page.goto("/accounts/login/?next=/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
     page.wait_for_url("**/")
 
 

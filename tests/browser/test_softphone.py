@@ -15,14 +15,12 @@ legs the worker dialled.
 
 from __future__ import annotations
 
-import base64
 import importlib.util
-import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +34,14 @@ from tests.browser.conftest import (
     screenshot,
     script_errors,
 )
+from tests.browser.phone import (
+    DOMINANT_HZ,
+    Sandbox,
+    client_state,
+    softphone_state,
+    wait_for,
+    wait_softphone_ready,
+)
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright").expect
 
@@ -45,83 +51,8 @@ ADA = '[data-tel-call][data-tel-number="+12025550143"]'
 CALL_BUTTONS = "button.tel-call__button"
 UNAVAILABLE = ".tel-unavailable"
 CONTACTS = 5
-T = TypeVar("T")
 # The workers dial the agent leg and the customer themselves (the two-leg flow).
 WORKER_DIALS_LEGS = importlib.util.find_spec("telephony.legs") is not None
-
-
-def wait_for(fn: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with ``what`` at the deadline."""
-    end = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
-class Sandbox:
-    """The sandbox's REST API, called as a worker would, and its WebRTC introspection."""
-
-    def __init__(self, product: Product) -> None:
-        info = product.sandbox.info()
-        self.base = info["base_url"]
-        self.control = product.sandbox.control_url
-        self.headers = {"Authorization": f"Bearer {info['api_key']}"}
-        self.connection = info["call_connection_id"]
-        self.from_number = info["from_number"]
-
-    def dial(self, to: str, **extra: Any) -> str:
-        body = {"connection_id": self.connection, "to": to, "from": self.from_number, **extra}
-        res = httpx.post(f"{self.base}/calls", json=body, headers=self.headers, timeout=10)
-        assert res.status_code in (200, 201), res.text
-        return str(res.json()["data"]["call_control_id"])
-
-    def agent_user(self) -> str:
-        def ready() -> str | None:
-            sessions = httpx.get(f"{self.control}/rtc", timeout=5).json()["sessions"]
-            users = [s["sip_username"] for s in sessions if s["ready"]]
-            return users[-1] if users else None
-
-        return wait_for(ready, "the page's softphone to log in to /rtc")
-
-    def legs_of(self, user: str) -> list[dict[str, Any]]:
-        legs: list[dict[str, Any]] = httpx.get(f"{self.control}/rtc/calls", timeout=5).json()
-        return [leg for leg in legs if leg["sip_username"] == user]
-
-    def leg(self, call_control_id: str) -> dict[str, Any]:
-        """One agent leg's report. The sandbox rings a Dial's leg just after answering the
-        Dial, so a leg dialled a moment ago may not be known yet: wait for it."""
-
-        def report() -> dict[str, Any] | None:
-            res = httpx.get(f"{self.control}/rtc/calls/{call_control_id}", timeout=5)
-            if res.status_code == 404:
-                return None
-            assert res.status_code == 200, res.text
-            body: dict[str, Any] = res.json()
-            return body
-
-        return wait_for(report, f"the sandbox to know the agent leg {call_control_id}", 5)
-
-
-def client_state(call_id: str, leg: str = "agent") -> str:
-    """What the worker puts on the agent leg's Dial (base64 of JSON)."""
-    return base64.b64encode(json.dumps({"call": call_id, "leg": leg}).encode()).decode()
-
-
-def softphone_state(page: Any) -> dict[str, Any]:
-    state: dict[str, Any] = page.evaluate("window.TelephonyCallButtons.state().softphone")
-    return state
-
-
-def wait_softphone_ready(page: Any) -> None:
-    page.wait_for_function(
-        "() => { const t = window.TelephonyCallButtons;"
-        " return t && t.state().softphone.state === 'ready'; }",
-        timeout=20_000,
-    )
 
 
 def call_posts(page: Any) -> list[str]:
@@ -132,24 +63,6 @@ def call_posts(page: Any) -> list[str]:
         lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/call") else None,
     )
     return posts
-
-
-DOMINANT_HZ = """async () => {
-  const audio = document.querySelector("audio.tel-phone__audio");
-  if (!audio || !audio.srcObject) return null;
-  const ctx = new AudioContext();
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = 8192;
-  ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
-  await new Promise((r) => setTimeout(r, 800));
-  const bins = new Float32Array(analyser.frequencyBinCount);
-  analyser.getFloatFrequencyData(bins);
-  let best = 2;
-  for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-  const hz = (best * ctx.sampleRate) / analyser.fftSize;
-  await ctx.close();
-  return { hz, db: bins[best] };
-}"""
 
 
 def test_softphone__answers_its_agent_leg_plays_the_customer_and_controls_the_call(

@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo"  # staff: the admin and its health page
 AGENT_USER, AGENT_PASSWORD = "agent", "agent"  # a CRM agent: calls, no admin
+# The sandbox's customer hangs up this long after answering. Its own default (5 s) suits
+# scripted tests; a person trying `make run` must be able to talk. When a bridged leg ends
+# the sandbox hangs up the other, so this bounds the whole conversation. Tests that need a
+# short call set their own (POST /_sandbox/webhooks {"talk_time": ...}).
+SANDBOX_TALK_TIME = 3600.0
 
 
 def _redacted(url: str) -> str:
@@ -147,7 +152,11 @@ class Command(BaseCommand):
             return env
         webhook = f"http://127.0.0.1:{port}/api/webrtc/webhooks/telnyx"
         key_file = Path(settings.VAR_DIR) / "sandbox_ed25519.key"
-        args = ["--webhook-url", webhook, "--signing-key-file", str(key_file)]
+        args = [
+            "--webhook-url", webhook,
+            "--signing-key-file", str(key_file),
+            "--talk-time", str(SANDBOX_TALK_TIME),
+        ]  # fmt: skip
         own_env = dict(env)
         self.watcher.add(Child("sandbox", lambda: self._start_sandbox_process(args, own_env)))
         sandbox = self.sandbox
