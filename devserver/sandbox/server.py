@@ -122,6 +122,7 @@ class Sandbox:
             token_secret=token_secret,
             audio=config.audio,
             ping_interval=config.rtc_ping_interval,
+            auto_answer_agents=config.auto_answer_agents,
         )
         self.stopping = False
         self.port = 0
