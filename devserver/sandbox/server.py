@@ -42,7 +42,7 @@ from aiohttp import web
 from devserver.sandbox import errors
 from devserver.sandbox.admin import Admin
 from devserver.sandbox.api import EXECUTED, Api
-from devserver.sandbox.calls import Calls
+from devserver.sandbox.calls import DIALLED, Calls
 from devserver.sandbox.config import SandboxConfig
 from devserver.sandbox.errors import ApiError
 from devserver.sandbox.faults import DECISION, Decision, FaultTable
@@ -234,6 +234,10 @@ class Sandbox:
         resp = await self._run(request, handler)
         if request.get(EXECUTED):
             entry["executed"], entry["executed_at"] = True, int(time.time() * 1000)
+        dialled = request.get(DIALLED)
+        if dialled is not None:
+            entry["call_control_id"] = dialled.call_control_id
+            entry["client_state"] = dialled.client_state
         if decision.label:
             return await self._fault(request, decision)
         return resp
