@@ -13,7 +13,7 @@ executed after its deadline". Entry shape::
      "duration_ms": 201.3,          # measured time in the sandbox
      "fault": null | "status=503" | "hang" | "malformed",
      "executed": true, "executed_at": 1732240000323,   # epoch ms, null if not executed
-     "call_control_id": "...", "client_state": "..."}  # only on a Dial that made a call
+     "call_control_id": "...", "client_state": "..."}  # a Dial's new call, else null
 """
 
 from __future__ import annotations

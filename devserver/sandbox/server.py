@@ -193,6 +193,8 @@ class Sandbox:
             "fault": None,
             "executed": False,
             "executed_at": None,
+            "call_control_id": None,  # a Dial's new call, and its client_state
+            "client_state": None,
         }
         try:
             resp = await self._answer(request, handler, operation, entry)
