@@ -15,7 +15,6 @@ explains each invariant and how to read the report.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from bench.chaos_check import Evidence, check_all
+from bench.chaos_check import LIVE, TERMINAL, Evidence, check_all, client_state
 from bench.chaos_faults import KINDS, Injector, Planned, random_schedule, short_schedule
 from bench.chaos_load import Load, Record
 from bench.chaos_procs import PRODUCT_SETTINGS, SANDBOX_TIMING, STRIPPED, WORKERS, Stack
@@ -209,8 +208,9 @@ def _wait_recovered(stack: Stack) -> tuple[bool, str]:
 def _calls() -> dict[str, dict[str, Any]]:
     from telephony.models import Call
 
-    fields = ("id", "status", "user_id", "call_control_id", "error_code", "created_at",
-              "request_id", "answered_at", "hangup_cause", "hangup_requested")  # fmt: skip
+    fields = ("id", "status", "user_id", "agent_call_control_id", "call_control_id",
+              "error_code", "created_at", "request_id", "agent_answered_at", "answered_at",
+              "hangup_cause", "hangup_requested")  # fmt: skip
     rows = {}
     for row in Call.objects.values(*fields):
         row["request_id"] = str(row["request_id"]) if row["request_id"] else None
@@ -233,9 +233,10 @@ def _sandbox_alive(stack: Stack, call_control_ids: list[str]) -> dict[str, bool]
 def _unsettled(stack: Stack) -> tuple[dict[str, dict[str, Any]], dict[str, bool]]:
     calls = _calls()
     live_ids = [
-        str(c["call_control_id"])
+        str(c[leg])
         for c in calls.values()
-        if c["status"] in ("ringing", "answered") and c["call_control_id"]
+        for leg in ("agent_call_control_id", "call_control_id")
+        if c["status"] in LIVE and c[leg]
     ]
     return calls, _sandbox_alive(stack, live_ids)
 
@@ -246,7 +247,7 @@ def _wait_settled(stack: Stack) -> bool:
     end = time.monotonic() + SETTLE_TIMEOUT
     while True:
         calls = _calls()
-        if all(c["status"] in ("completed", "failed") for c in calls.values()):
+        if all(c["status"] in TERMINAL for c in calls.values()):
             return True
         if time.monotonic() > end:
             return False
@@ -265,13 +266,10 @@ def _collect(stack: Stack) -> dict[str, Any]:
 
 
 def _delivery(d: dict[str, Any]) -> dict[str, Any]:
-    """A webhook delivery without its body, plus our call id from its client_state."""
+    """A webhook delivery without its body, plus our call id and leg from its client_state."""
     out = {k: v for k, v in d.items() if k != "body"}
     state = d.get("body", {}).get("data", {}).get("payload", {}).get("client_state")
-    try:
-        out["call_id"] = base64.b64decode(state).decode() if state else None
-    except ValueError:
-        out["call_id"] = None
+    out["call_id"], out["leg"] = client_state(state)
     return out
 
 

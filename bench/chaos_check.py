@@ -8,6 +8,9 @@ functions of the records, the database rows and the sandbox's logs, so they can 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +28,12 @@ EXPECTED: dict[str, set[int]] = {
     "detail": {200},
     "hangup": {200, 502, 503, 504},
 }
-UNSETTLED = {"queued", "dialing", "unknown"}
-LIVE = {"ringing", "answered"}
-TERMINAL = {"completed", "failed"}
+UNSETTLED = {"queued", "unknown"}
+LIVE = {"dialing", "ringing", "answered"}  # a leg may still be up at the provider
+TERMINAL = {"completed", "failed", "no_answer", "busy", "canceled"}  # telephony.models
+# Answers that say a customer picked up can only end completed or canceled; these would
+# mean the record contradicts the provider.
+NOT_AFTER_ANSWER = {"failed", "no_answer", "busy"}
 # Sandbox operations the adapter never retries: a second execution of one request_id
 # would be a second call placed or a second credential created.
 NOT_RETRIED = {"DialCall", "CreateTelephonyCredential"}
@@ -43,11 +49,11 @@ class Evidence:
     daphne_pid: int
     daphne_alive_at_end: bool
     daphne_exit: int | None
-    calls: dict[str, dict[str, Any]]  # call id -> row (status, user_id, call_control_id, ...)
+    calls: dict[str, dict[str, Any]]  # call id -> row (status, user_id, both legs' ids, ...)
     users: dict[str, int]  # username -> user id
     sandbox_log: list[dict[str, Any]]
     webhooks: list[dict[str, Any]]
-    live_calls: dict[str, bool]  # call_control_id -> is_alive at the sandbox, for live rows
+    live_calls: dict[str, bool]  # leg call_control_id -> is_alive at the sandbox, live rows
     leftovers: list[dict[str, Any]]
     recovered: bool
     recovery_detail: str = ""
@@ -131,39 +137,80 @@ def check_rows(ev: Evidence) -> list[dict[str, Any]]:
     return out
 
 
-def check_provider_agrees(ev: Evidence) -> list[dict[str, Any]]:
-    """3. The record knows every call the provider placed, and that it was answered.
+def client_state(value: Any) -> tuple[str | None, str | None]:
+    """(call id, leg) from a leg's ``client_state`` (telephony/legs.py's format, read
+    here without Django): base64 of ``{"call", "leg"}``; (None, None) if not ours."""
+    if not isinstance(value, str) or not value:
+        return None, None
+    try:
+        doc = json.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    call, leg = doc.get("call"), doc.get("leg")
+    return (str(call) if call else None), (str(leg) if leg else None)
 
-    A Dial the sandbox executed (its ``X-Request-Id`` is the call's ``request_id``) must
-    have a row with a call_control_id; a call the sandbox answered (a ``call.answered``
-    webhook was sent) must end ``completed``, never ``failed``: somebody talked.
+
+def _dials(ev: Evidence) -> list[tuple[dict[str, Any], str | None, str | None]]:
+    """Every Dial the sandbox executed, with the (call id, leg) of its client_state."""
+    return [
+        (e, *client_state(e.get("client_state")))
+        for e in ev.sandbox_log
+        if e.get("operation") == "DialCall" and e.get("executed")
+    ]
+
+
+def check_provider_agrees(ev: Evidence) -> list[dict[str, Any]]:
+    """3. The record knows every leg the provider placed, and whether the customer answered.
+
+    A Dial the sandbox executed names its row in ``client_state``: the row must exist and
+    know that leg's call_control_id (the agent leg in ``agent_call_control_id``, the
+    customer's in ``call_control_id``). A customer leg the sandbox answered (a
+    ``call.answered`` webhook for the customer leg was sent) must not end ``failed``,
+    ``no_answer`` or ``busy``: somebody talked. An agent leg's answer decides nothing:
+    a customer dial refused by a failing provider after it is rightly ``failed``.
     """
     out = []
-    by_request = {row.get("request_id"): (cid, row) for cid, row in ev.calls.items()}
-    for e in ev.sandbox_log:
-        if e.get("operation") != "DialCall" or not e.get("executed") or not e.get("request_id"):
-            continue
-        found = by_request.get(e["request_id"])
-        if found is None:
-            out.append(_v("3-record", problem="dialled, no row", request_id=e["request_id"]))
-        elif not found[1].get("call_control_id"):
+    fields = {"agent": "agent_call_control_id", "customer": "call_control_id"}
+    for e, call_id, leg in _dials(ev):
+        row = ev.calls.get(call_id or "")
+        if row is None:
             out.append(
                 _v(
                     "3-record",
-                    problem="dialled, row has no call_control_id",
-                    call_id=found[0],
-                    status=found[1].get("status"),
-                    error_code=found[1].get("error_code"),
+                    problem="dialled, no row",
+                    request_id=e.get("request_id"),
+                    call_id=call_id,
+                    leg=leg,
+                    call_control_id=e.get("call_control_id"),
                 )
             )
-    answered = {d.get("call_id") for d in ev.webhooks if d.get("event_type") == "call.answered"}
-    for call_id in sorted(str(a) for a in answered if a):
-        row = ev.calls.get(call_id)
-        if row is not None and row.get("status") == "failed":
+        elif leg in fields and row.get(fields[leg]) != e.get("call_control_id"):
             out.append(
                 _v(
                     "3-record",
-                    problem="answered at the provider, recorded failed",
+                    problem=f"dialled, row does not know its {leg} leg",
+                    call_id=call_id,
+                    request_id=e.get("request_id"),
+                    dialled=e.get("call_control_id"),
+                    recorded=row.get(fields[leg]),
+                    status=row.get("status"),
+                    error_code=row.get("error_code"),
+                )
+            )
+    answered = {
+        d.get("call_id")
+        for d in ev.webhooks
+        if d.get("event_type") == "call.answered" and d.get("leg") == "customer"
+    }
+    for call_id in sorted(str(a) for a in answered if a):
+        row = ev.calls.get(call_id)
+        if row is not None and row.get("status") in NOT_AFTER_ANSWER:
+            out.append(
+                _v(
+                    "3-record",
+                    problem=f"customer answered at the provider, recorded {row.get('status')}",
                     call_id=call_id,
                     error_code=row.get("error_code"),
                     answered_at=row.get("answered_at"),
@@ -172,24 +219,47 @@ def check_provider_agrees(ev: Evidence) -> list[dict[str, Any]]:
     return out
 
 
+def check_one_customer_dial(ev: Evidence) -> list[dict[str, Any]]:
+    """5. No customer is dialled twice for one call row (customer-leg Dials per call)."""
+    legs: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e, call_id, leg in _dials(ev):
+        if leg == "customer" and call_id:
+            legs[call_id].append(e)
+    return [
+        _v(
+            "5-at-most-once",
+            problem=f"customer dialled {len(entries)} times",
+            call_id=call_id,
+            request_ids=[x.get("request_id") for x in entries],
+            ts=[x["ts"] for x in entries],
+        )
+        for call_id, entries in sorted(legs.items())
+        if len(entries) > 1
+    ]
+
+
 def check_settled(ev: Evidence) -> list[dict[str, Any]]:
-    """4. After reconciliation no call is unsettled; a live one only if Telnyx says so."""
+    """4. After reconciliation every row is terminal; a live one only if Telnyx says a leg
+    of it is still up."""
     out = []
     for call_id, row in ev.calls.items():
         status = row.get("status")
         if status in TERMINAL:
             continue
-        if status in LIVE and ev.live_calls.get(row.get("call_control_id") or "", False):
+        legs = [row.get("agent_call_control_id"), row.get("call_control_id")]
+        alive = {str(c): ev.live_calls.get(str(c), False) for c in legs if c}
+        if status in LIVE and any(alive.values()):
             continue
         out.append(
             _v(
                 "4-settled",
                 problem=f"call left {status}",
                 call_id=call_id,
+                agent_call_control_id=row.get("agent_call_control_id"),
                 call_control_id=row.get("call_control_id"),
                 error_code=row.get("error_code"),
                 created_at=row.get("created_at"),
-                sandbox_alive=ev.live_calls.get(row.get("call_control_id") or ""),
+                sandbox_alive=alive,
             )
         )
     return out
@@ -280,6 +350,7 @@ def check_all(ev: Evidence) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         + check_provider_agrees(ev)
         + check_settled(ev)
         + sandbox_violations
+        + check_one_customer_dial(ev)
         + check_orphans(ev)
     )
     return violations, sandbox_stats

@@ -1,12 +1,14 @@
 """The chaos run's load: several logged-in users, each on its own session, through daphne.
 
-Each user loops until the end time: picks an action at random (seeded per user), sends
-it, records the answer, thinks for a moment. Actions: place a call, hang up or look at
-one of its own recent calls, get a WebRTC credential, read the service status, load the
-demo page. Every request is recorded, whatever happens (status, content type, body
-``code``, the call id of a placed call, or the client-side error when there was no
-answer). It runs on its own event loop in a thread, so the faults injected from the main
-thread (which block on process starts and stops) never delay a request or its timing.
+Each user logs in and asks for a WebRTC credential (its seat: the agent leg of its calls
+rings that login, which the sandbox answers itself), then loops until the end time: picks
+an action at random (seeded per user), sends it, records the answer, thinks for a
+moment. Actions: place a call, hang up or look at one of its own recent calls, get a
+WebRTC credential, read the service status, load the demo page. Every request is
+recorded, whatever happens (status, content type, body ``code``, the call id of a placed
+call, or the client-side error when there was no answer). It runs on its own event loop
+in a thread, so the faults injected from the main thread (which block on process starts
+and stops) never delay a request or its timing.
 """
 
 from __future__ import annotations
@@ -81,6 +83,23 @@ class User:
             if r.status != 200 or "/admin/login/" in str(r.url):
                 raise RuntimeError(f"login of {self.name} failed: {r.status} {r.url}")
         self.csrf = self.session.cookie_jar.filter_cookies(URL(base))["csrftoken"].value
+        await self.take_seat()
+
+    async def take_seat(self, attempts: int = 20) -> None:
+        """Ask for a credential first, as the page does: calls ring the agent's login.
+
+        Before the load begins (no fault injected yet), so it is not recorded; the sandbox
+        answers that login's agent legs itself (``--agents auto``).
+        """
+        assert self.session is not None
+        url, headers = f"{self.load.base}/api/webrtc/credential", {"X-CSRFToken": self.csrf}
+        for _ in range(attempts):
+            async with self.session.post(url, json={}, headers=headers) as r:
+                body = await r.read()
+                if r.status == 201:
+                    return
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"{self.name} got no credential: {r.status} {body[:200]!r}")
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.load.client_timeout)

@@ -57,8 +57,14 @@ PRODUCT_SETTINGS = {
 }
 # Settings from the caller's environment that must not leak into the run.
 STRIPPED = ("TELNYX_", "TELEPHONY_", "DJANGO_")
-# Every call ends on its own within about two seconds, so nothing stays live for long.
-SANDBOX_TIMING = {"initiated_after": 0.05, "answer_after": 0.5, "talk_time": 1.5}
+# Every call ends on its own within about three seconds, so nothing stays live for long:
+# the sandbox answers the agent leg itself (no browsers in the run), then the customer.
+SANDBOX_TIMING = {
+    "initiated_after": 0.05,
+    "agent_answer_after": 0.2,
+    "answer_after": 0.5,
+    "talk_time": 1.5,
+}
 
 
 # -- /proc -----------------------------------------------------------------------------
@@ -220,6 +226,7 @@ class Stack:
                     "--initiated-after", str(SANDBOX_TIMING["initiated_after"]),
                     "--answer-after", str(SANDBOX_TIMING["answer_after"]),
                     "--talk-time", str(SANDBOX_TIMING["talk_time"]),
+                    "--agents", f"auto:{SANDBOX_TIMING['agent_answer_after']}",
                     "--webhook-timeout", "5",
                     "--log-file", str(self.var / "sandbox-requests.jsonl"),
                 ],

@@ -16,6 +16,15 @@ from telephony import presence
 from telephony.models import Call, CallStatus, Credential, ServiceEvent
 
 LIVE_STATUSES = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.ANSWERED)
+# How today's ended calls turned out, in the card's order. Busy, no answer and canceled
+# are normal outcomes of a two-leg call, not failures: each gets its own bucket.
+OUTCOMES = (
+    CallStatus.COMPLETED,
+    CallStatus.NO_ANSWER,
+    CallStatus.BUSY,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+)
 
 
 def start_of_today(*, now: datetime | None = None) -> datetime:
@@ -25,25 +34,29 @@ def start_of_today(*, now: datetime | None = None) -> datetime:
 
 
 def calls_today(*, now: datetime | None = None) -> dict[str, Any]:
-    """Today's calls: placed, answered, failed, still live, average talk time.
+    """Today's calls: placed, answered, how the ended ones turned out, still live, talk time.
 
     ``answered`` counts every call that was picked up (``answered_at`` set), whether it
     has ended since or not; the average duration is over calls that ended with one.
+    ``outcomes`` buckets ended calls by terminal status (completed, no_answer, busy,
+    failed, canceled); ``failed`` is that bucket alone (a busy customer is no failure).
     """
     since = start_of_today(now=now)
+    buckets = {str(s): Count("id", filter=Q(status=s)) for s in OUTCOMES}
     row = Call.objects.filter(created_at__gte=since).aggregate(
         placed=Count("id"),
         answered=Count("id", filter=Q(answered_at__isnull=False)),
-        failed=Count("id", filter=Q(status=CallStatus.FAILED)),
         live=Count("id", filter=Q(status__in=LIVE_STATUSES)),
         avg_duration=Avg("duration_seconds", filter=Q(duration_seconds__isnull=False)),
+        **buckets,
     )
     avg = row["avg_duration"]
     return {
         "since": since.isoformat(),
         "placed": row["placed"],
         "answered": row["answered"],
-        "failed": row["failed"],
+        "failed": row[CallStatus.FAILED],
+        "outcomes": {str(s): row[str(s)] for s in OUTCOMES},
         "in_progress": row["live"],
         "avg_duration_s": round(float(avg), 1) if avg is not None else None,
     }

@@ -18,7 +18,7 @@ from aiohttp import web
 from devserver.sandbox import errors, spec, tokens
 from devserver.sandbox.store import Connection, Credential, Store, paginate, parse_iso
 
-EXECUTED = "sandbox.executed"
+EXECUTED = web.RequestKey("sandbox.executed", bool)
 CALL_CONTROL = {"DialCall", "RetrieveCallStatus", "HangupCall"}
 USER_NAME = re.compile(r"^[A-Za-z0-9]{4,32}$")
 CONNECTION_SORTS = {"created_at", "connection_name", "active"}

@@ -26,6 +26,7 @@ from devserver.sandbox.faults import DECISION, Decision
 from devserver.sandbox.store import Call, Store
 from devserver.sandbox.webhooks import Webhooks
 
+DIALLED = web.RequestKey("sandbox.dialled", Call)  # the call a Dial created, for the log
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 TELNYX_SIP = re.compile(r"^sips?:([^@;]+)@sip\.telnyx\.com(?:[:;].*)?$", re.IGNORECASE)
 
@@ -112,6 +113,7 @@ class Calls:
         decision = request.get(DECISION) or Decision()
         call.outcome = decision.outcome
         call.media_stop_after, call.drop_after = decision.media_stop_after, decision.drop_after
+        request[DIALLED] = call
         self.webhooks.call_started(call, driven=sip_user(call.to) is not None)
         return reply(request, self._dialled(call, data))
 

@@ -83,6 +83,10 @@ class SandboxControl:
         settings: dict[str, Any] = self._call("POST", "webhooks", kw)
         return settings
 
+    def set_auto_answer(self, delay: float | None) -> None:
+        """Agent legs with no browser answered by the sandbox after ``delay`` s (None: off)."""
+        self._call("POST", "rtc", {"auto_answer_agents": delay})
+
     def set_clock(self, offset_seconds: float) -> None:
         """Date what the sandbox creates next ``offset_seconds`` from now (0: real time)."""
         self._call("POST", "clock", {"offset_seconds": offset_seconds})

@@ -16,6 +16,8 @@ import random
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from aiohttp import web
+
 OPERATIONS = (
     "FindTelephonyCredentials",
     "CreateTelephonyCredential",
@@ -62,7 +64,6 @@ examples:
   --fault 'CreateTelephonyCredentialToken:hang' --fault 'RetrieveCallStatus:malformed'
   --fault 'DialCall:outcome=busy,count=1' --fault 'DialCall:media_stop_after=3'
 """
-DECISION = "sandbox.decision"  # the request key the server stores a request's Decision under
 ALIASES = {"latency": "latency_ms", "rate": "error_rate"}
 BOOLEAN = {"hang", "malformed", "execute"}
 OUTCOMES = ("busy", "no_answer")
@@ -257,3 +258,7 @@ class FaultTable:
     def as_list(self) -> list[dict[str, Any]]:
         """Every rule, as JSON."""
         return [rule.as_dict() for rule in self.rules.values()]
+
+
+# the request key the server stores a request's Decision under
+DECISION = web.RequestKey("sandbox.decision", Decision)

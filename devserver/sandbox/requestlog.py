@@ -12,7 +12,8 @@ executed after its deadline". Entry shape::
      "latency_ms": 200,             # injected latency
      "duration_ms": 201.3,          # measured time in the sandbox
      "fault": null | "status=503" | "hang" | "malformed",
-     "executed": true, "executed_at": 1732240000323}   # epoch ms, null if not executed
+     "executed": true, "executed_at": 1732240000323,   # epoch ms, null if not executed
+     "call_control_id": "...", "client_state": "..."}  # a Dial's new call, else null
 """
 
 from __future__ import annotations

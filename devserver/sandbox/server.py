@@ -42,7 +42,7 @@ from aiohttp import web
 from devserver.sandbox import errors
 from devserver.sandbox.admin import Admin
 from devserver.sandbox.api import EXECUTED, Api
-from devserver.sandbox.calls import Calls
+from devserver.sandbox.calls import DIALLED, Calls
 from devserver.sandbox.config import SandboxConfig
 from devserver.sandbox.errors import ApiError
 from devserver.sandbox.faults import DECISION, Decision, FaultTable
@@ -122,6 +122,7 @@ class Sandbox:
             token_secret=token_secret,
             audio=config.audio,
             ping_interval=config.rtc_ping_interval,
+            auto_answer_agents=config.auto_answer_agents,
         )
         self.stopping = False
         self.port = 0
@@ -192,6 +193,8 @@ class Sandbox:
             "fault": None,
             "executed": False,
             "executed_at": None,
+            "call_control_id": None,  # a Dial's new call, and its client_state
+            "client_state": None,
         }
         try:
             resp = await self._answer(request, handler, operation, entry)
@@ -233,6 +236,10 @@ class Sandbox:
         resp = await self._run(request, handler)
         if request.get(EXECUTED):
             entry["executed"], entry["executed_at"] = True, int(time.time() * 1000)
+        dialled = request.get(DIALLED)
+        if dialled is not None:
+            entry["call_control_id"] = dialled.call_control_id
+            entry["client_state"] = dialled.client_state
         if decision.label:
             return await self._fault(request, decision)
         return resp

@@ -112,6 +112,11 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
         (CallStatus.COMPLETED, now, 30),
         (CallStatus.COMPLETED, now, 50),
         (CallStatus.FAILED, None, None),
+        (CallStatus.BUSY, None, None),
+        (CallStatus.NO_ANSWER, None, None),
+        (CallStatus.NO_ANSWER, None, None),
+        (CallStatus.CANCELED, None, None),
+        (CallStatus.RINGING, None, None),
     ]:
         Call.objects.create(
             user=user,
@@ -154,10 +159,11 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     assert ops["call.dial"]["errors"] == 2
     assert data["calls_today"] | {"since": None} == {
         "since": None,
-        "placed": 3,
+        "placed": 8,
         "answered": 2,
-        "failed": 1,
-        "in_progress": 0,
+        "failed": 1,  # busy, no answer and canceled are outcomes of their own
+        "outcomes": {"completed": 2, "no_answer": 2, "busy": 1, "failed": 1, "canceled": 1},
+        "in_progress": 1,
         "avg_duration_s": 40.0,
     }
     assert data["credentials"] == {"in_use": 2, "limit": 4, "percent": 50, "level": "ok"}
@@ -168,6 +174,12 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     assert 'data-pid="12"' in html and "th-badge--starting" in html
     assert "th-badge--lost" in html and "th-badge--late" in html
     assert f"by {user.get_username()}" in html
+    outcomes = (
+        '<span data-th="calls-completed">2</span> completed · <span data-th="calls-no-answer">2'
+        '</span> no answer · <span data-th="calls-busy">1</span> busy · <span data-th="calls-'
+        'failed">1</span> failed · <span data-th="calls-canceled">1</span> canceled'
+    )
+    assert outcomes in html
 
 
 @pytest.mark.django_db

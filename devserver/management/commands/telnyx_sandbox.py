@@ -21,6 +21,7 @@ from devserver.sandbox import faults
 from devserver.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from devserver.sandbox.faults import FaultRule
 from devserver.sandbox.rtc.audio import AudioSettings
+from devserver.sandbox.rtc.auto import parse_delay
 from devserver.sandbox.webhooks import WebhookSettings
 
 EPILOG = f"{faults.SYNTAX}\noperations: {', '.join(faults.OPERATIONS)}\n"
@@ -31,6 +32,19 @@ def _fault(text: str) -> FaultRule:
         return FaultRule.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _agents(text: str) -> float | None:
+    """``--agents``: ``browsers`` (None) or ``auto[:DELAY]`` (seconds, default 0.2)."""
+    mode, _, delay = text.partition(":")
+    if mode == "browsers" and not delay:
+        return None
+    if mode == "auto":
+        try:
+            return parse_delay(float(delay) if delay else 0.2)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"expected browsers or auto[:SECONDS], got {text!r}")
 
 
 class Command(BaseCommand):
@@ -161,6 +175,15 @@ class Command(BaseCommand):
             default=30.0,
             help="seconds between server pings on /rtc; 0: none (default %(default)s)",
         )
+        rtc.add_argument(
+            "--agents",
+            type=_agents,
+            default=None,
+            metavar="browsers|auto[:DELAY]",
+            help="who answers agent legs (sip: dials): logged-in WebRTC clients (default),"
+            " or, for load runs, the sandbox itself after DELAY seconds (default 0.2) when"
+            " the SIP user is a live credential and no client is logged in",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         """Build the configuration and serve until SIGTERM/SIGINT."""
@@ -209,6 +232,7 @@ class Command(BaseCommand):
             log_file=opts["log_file"],
             audio=audio,
             rtc_ping_interval=opts["rtc_ping_interval"],
+            auto_answer_agents=opts["agents"],
             connection_id=opts["connection_id"],
             call_connection_id=opts["call_connection_id"],
         )

@@ -8,7 +8,8 @@ simulated customer, measurements). Control endpoints, no authentication, like th
 
     GET  /_sandbox/rtc                      audio settings and the logged-in sockets
     POST /_sandbox/rtc                      {"tone_hz", "tone_level", "echo_delay",
-                                             "echo_gain", "ringback", "ringback_level"}
+                                             "echo_gain", "ringback", "ringback_level",
+                                             "auto_answer_agents": seconds | null}
     GET  /_sandbox/rtc/calls                every agent leg's report
     GET  /_sandbox/rtc/calls/{id}           one report, by agent or customer leg id:
                                             source, bridged, held, dtmf, media_stopped,
@@ -26,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from devserver.sandbox.rtc.audio import AudioSettings
+from devserver.sandbox.rtc.auto import parse_delay
 from devserver.sandbox.rtc.legs import Legs
 from devserver.sandbox.rtc.signalling import Signalling
 from devserver.sandbox.store import Store
@@ -43,10 +45,13 @@ class Rtc:
         token_secret: bytes,
         audio: AudioSettings,
         ping_interval: float,
+        auto_answer_agents: float | None = None,
     ) -> None:
         self.initial_audio = audio
+        self.initial_auto_answer = auto_answer_agents
         self.signalling = Signalling(store, token_secret, ping_interval=ping_interval)
         self.legs = Legs(store, webhooks, self.signalling, dataclasses.replace(audio))
+        self.legs.auto_answer = auto_answer_agents
 
     def add_routes(self, app: web.Application, prefix: str = "/_sandbox/rtc") -> None:
         """Mount ``/rtc`` and the control endpoints."""
@@ -59,28 +64,37 @@ class Rtc:
         app.router.add_post(f"{prefix}/drop", self.drop)
 
     async def reset(self) -> None:
-        """Forget legs, close peers and sockets; audio back to the start-up settings."""
+        """Forget legs, close peers and sockets; audio and auto-answer back to start-up."""
         await self.legs.close()
         await self.signalling.drop()
         self.legs.set_settings(dataclasses.replace(self.initial_audio))
+        self.legs.auto_answer = self.initial_auto_answer
 
     close = reset
 
     async def info(self, request: web.Request) -> web.Response:
-        """Audio settings and sockets."""
+        """Audio settings, auto-answer and sockets."""
         return web.json_response(
-            {"audio": self.legs.settings.as_dict(), "sessions": self.signalling.report()}
+            {
+                "audio": self.legs.settings.as_dict(),
+                "auto_answer_agents": self.legs.auto_answer,
+                "sessions": self.signalling.report(),
+            }
         )
 
     async def configure(self, request: web.Request) -> web.Response:
-        """Change what the simulated customer plays (live legs too)."""
+        """Change what the simulated customer plays (live legs too), or auto-answer."""
+        auto = self.legs.auto_answer
         try:
             data = await _json(request)
+            if "auto_answer_agents" in data:
+                auto = parse_delay(data.pop("auto_answer_agents"))
             settings = self.legs.settings.updated(data)
         except ValueError as e:
             return web.json_response({"error": str(e)}, status=400)
         self.legs.set_settings(settings)
-        return web.json_response(settings.as_dict())
+        self.legs.auto_answer = auto
+        return web.json_response(settings.as_dict() | {"auto_answer_agents": auto})
 
     async def calls(self, request: web.Request) -> web.Response:
         """Every agent leg still remembered."""

@@ -2,7 +2,8 @@
 
 What Telnyx does between Call Control and a WebRTC client, played locally:
 
-- ``ring``: the Dial's user has no logged-in socket -> ``call.hangup`` ``not_found``.
+- ``ring``: the Dial's user has no logged-in socket -> ``call.hangup`` ``not_found``
+  (unless ``auto_answer`` is set and the user is a live credential: :mod:`.auto`).
   Otherwise an :class:`~.media.AgentPeer` makes the offer and every socket of that user
   gets ``telnyx_rtc.invite``. The first ``telnyx_rtc.answer`` wins (``call.answered``);
   the other sockets get a bye (``LOSE_RACE``, "Call completed elsewhere"). Unanswered
@@ -28,6 +29,7 @@ from typing import Any
 
 from devserver.sandbox.calls import sip_user
 from devserver.sandbox.rtc.audio import AudioSettings, Conversation
+from devserver.sandbox.rtc.auto import auto_answer, known_user
 from devserver.sandbox.rtc.leg import (
     BROWSER_CAUSES,
     BYE,
@@ -54,6 +56,7 @@ class Legs:
     ) -> None:
         self.store, self.webhooks, self.signalling = store, webhooks, signalling
         self.settings = settings
+        self.auto_answer: float | None = None  # seconds: the sandbox answers agents itself
         self.legs: dict[str, AgentLeg] = {}
         self._by_call_id: dict[str, AgentLeg] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -96,6 +99,9 @@ class Legs:
     async def _ring(self, call: Call) -> None:
         user = sip_user(call.to) or ""
         if not self.signalling.logged_in(user):
+            if self.auto_answer is not None and known_user(self.store, user):
+                self._spawn(auto_answer(call, self.auto_answer, self.store, self.webhooks))
+                return
             self._end(call, "not_found", "callee")
             return
         from devserver.sandbox.rtc.media import AgentPeer  # aiortc: ~1 s, paid at first ring

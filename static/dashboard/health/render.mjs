@@ -91,7 +91,12 @@ export class HealthView {
     this.setText("errors-top", top.length ? top.join(" · ") : "none in the workers' windows");
     this.setText("calls-placed", calls.placed);
     this.setText("calls-answered", calls.answered);
-    this.setText("calls-failed", calls.failed);
+    const outcomes = calls.outcomes || {};
+    this.setText("calls-completed", outcomes.completed ?? 0);
+    this.setText("calls-no-answer", outcomes.no_answer ?? 0);
+    this.setText("calls-busy", outcomes.busy ?? 0);
+    this.setText("calls-failed", outcomes.failed ?? 0);
+    this.setText("calls-canceled", outcomes.canceled ?? 0);
     this.setText("calls-avg", duration(calls.avg_duration_s));
     this.setText("cred-in-use", cred.in_use);
     if (cred.limit) this.setText("cred-limit", cred.limit);

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.timeout(30)
 
 KEYS = {
     "ts", "method", "path", "operation", "status", "request_id", "deadline",
-    "latency_ms", "duration_ms", "fault", "executed", "executed_at",
+    "latency_ms", "duration_ms", "fault", "executed", "executed_at", "call_control_id",
+    "client_state",
 }  # fmt: skip
 
 
@@ -27,7 +28,9 @@ def test_log__records_headers_status_and_execution(
         "from": sandbox.from_number,
     }
     ok = api.post(
-        "/calls", json=body, headers={"X-Request-Id": "req-1", "X-Request-Deadline": str(deadline)}
+        "/calls",
+        json=body | {"client_state": "YQ=="},
+        headers={"X-Request-Id": "req-1", "X-Request-Deadline": str(deadline)},
     )
     assert ok.status_code == 200
     bad = api.post("/calls", json={**body, "to": "x"}, headers={"X-Request-Id": "req-2"})
@@ -45,10 +48,13 @@ def test_log__records_headers_status_and_execution(
     assert (first["method"], first["path"], first["operation"]) == ("POST", "/v2/calls", "DialCall")
     assert (first["status"], first["executed"], first["fault"]) == (200, True, None)
     assert first["ts"] <= first["executed_at"] <= deadline
+    assert first["call_control_id"] == ok.json()["data"]["call_control_id"]
+    assert first["client_state"] == "YQ=="
     assert (second["request_id"], second["status"], second["executed"]) == ("req-2", 422, False)
     assert second["executed_at"] is None and second["deadline"] is None
     assert (third["request_id"], third["deadline"], third["fault"]) == ("req-3", None, "status=503")
     assert third["executed"] is False
+    assert second["call_control_id"] is None and third["call_control_id"] is None
 
 
 def test_log__reads_are_executed_and_unknown_routes_are_not(
