@@ -4,6 +4,7 @@
  * polling) are the page's: a widget reaches them through the `page` it is given.
  */
 import { api } from "./api.mjs";
+import { startRingback } from "../softphone/ringback.mjs";
 import { answeredAtMs, clock, describeCall, FINAL_RANK, movesForward, rankOf } from "./call-status.mjs";
 import { guard, later, warn } from "./guard.mjs";
 import { cooldownMs, reasonFor, suggestsOutage } from "./reasons.mjs";
@@ -42,6 +43,7 @@ export class Widget {
     this.hangupButton = null;
     this.blocked = null; // {code, text} from the softphone: shown instead of the button
     this.session = null; // the softphone's leg of our call, once answered here
+    this.stopRingback = null; // stops the ringback tone the page plays while the customer rings
     this.controls = null;
     this.region = root.querySelector(".tel-call__status");
     if (!this.region) {
@@ -224,6 +226,7 @@ export class Widget {
   attachSession(session, CallControls) {
     if (!this.call || this.session) return;
     this.session = session;
+    this.ringback();
     this.controls = new CallControls(session, { display: this.display });
     this.root.insertBefore(this.controls.root, this.region);
     let wasHeld = false;
@@ -241,6 +244,7 @@ export class Widget {
     if (this.controls) this.controls.remove();
     this.controls = null;
     this.session = null;
+    this.ringback();
   }
 
   removeHangup() {
@@ -254,6 +258,7 @@ export class Widget {
     if (!movesForward(this.call, call.status)) return; // never backwards
     this.call.status = call.status;
     this.call.rank = rankOf(call.status);
+    this.ringback();
     const shown = describeCall(call, { hangingUp: this.call.hangingUp });
     if (shown.final) {
       this.finish(shown.text, shown.state);
@@ -261,6 +266,16 @@ export class Widget {
     }
     this.say(shown.text, shown.state);
     if (shown.timer) this.startTimer(call.answered_at);
+  }
+
+  // Our leg is up here and the customer's phone rings: the agent hears ringback.
+  ringback() {
+    const ringing = Boolean(this.call && this.session && this.call.status === "ringing");
+    if (ringing && !this.stopRingback) this.stopRingback = startRingback(window);
+    else if (!ringing && this.stopRingback) {
+      this.stopRingback();
+      this.stopRingback = null;
+    }
   }
 
   startTimer(answeredAt) {
