@@ -156,6 +156,9 @@ class Command(BaseCommand):
             "--webhook-url", webhook,
             "--signing-key-file", str(key_file),
             "--talk-time", str(SANDBOX_TALK_TIME),
+            # The page plays ringback itself, as it must against Telnyx: the agent leg
+            # carries nothing until the customer is bridged.
+            "--no-ringback",
         ]  # fmt: skip
         own_env = dict(env)
         self.watcher.add(Child("sandbox", lambda: self._start_sandbox_process(args, own_env)))
