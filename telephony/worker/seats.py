@@ -156,10 +156,15 @@ async def ensure_free_seat(
     fallback at Telnyx's own limit).
     """
     limit = account_limit()
+    # Reservations first, then the rows: a credential being finished elsewhere writes its
+    # row before it drops its reservation, so read in this order it is counted at least
+    # once (read the other way round, it could fall between the two reads and a fourth
+    # agent would take a third seat).
+    held_for_creation = await reserved() if limit > 0 else 0
     seats = await live_seats()
     if limit <= 0:
         return seats
-    in_use = len(seats) + await reserved()
+    in_use = len(seats) + held_for_creation
     if in_use < limit:
         return seats
     own = [s for s in seats if s.user_id == user_id]
