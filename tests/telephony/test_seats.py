@@ -138,7 +138,7 @@ async def seen_at(user: Any) -> float:
     return -1.0 if score is None else score / 1000
 
 
-async def wait_seen(users: list[Any], at: float, timeout: float = 5.0) -> None:
+async def wait_seen(users: list[Any], at: float, timeout: float = 20.0) -> None:
     """Until every open page has touched its agent at (or after) ``at`` (clock time)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
