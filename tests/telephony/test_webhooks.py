@@ -411,7 +411,9 @@ async def test_webhook__end_to_end_sandbox_daphne_worker(
                 row = await Call.objects.aget(pk=created["id"])
                 if not seen or seen[-1] != row.status:
                     seen.append(row.status)
-                if row.is_terminal:
+                # Both legs' hangups are in once the side is known: whichever webhook
+                # lands first ends the call, the customer leg's says who hung up.
+                if row.is_terminal and row.hangup_side:
                     break
                 await asyncio.sleep(0.05)
         finally:
