@@ -241,6 +241,45 @@ TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = env.int("TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT
 # A credential is an agent's seat while a page of theirs is open; this long after they
 # leave (no WebSocket, no heartbeat) it is deleted at Telnyx and the seat is free again.
 TELEPHONY_SEAT_IDLE_SECONDS = env.float("TELEPHONY_SEAT_IDLE_SECONDS", default=300.0)
+
+# Recording: off, all (every answered call, from answer), or on_demand (the agent toggles it
+# in the softphone). Dual-channel: the agent and the customer each on their own channel.
+TELEPHONY_RECORDING = env.str("TELEPHONY_RECORDING", default="off")
+if TELEPHONY_RECORDING not in ("off", "all", "on_demand"):
+    raise ImproperlyConfigured(
+        f"TELEPHONY_RECORDING must be off, all or on_demand, not {TELEPHONY_RECORDING!r}"
+    )
+TELEPHONY_RECORDING_FORMAT = env.str("TELEPHONY_RECORDING_FORMAT", default="mp3")
+if TELEPHONY_RECORDING_FORMAT not in ("mp3", "wav"):
+    raise ImproperlyConfigured(
+        f"TELEPHONY_RECORDING_FORMAT must be mp3 or wav, not {TELEPHONY_RECORDING_FORMAT!r}"
+    )
+TELEPHONY_RECORDING_BEEP = env.bool("TELEPHONY_RECORDING_BEEP", default=False)
+# Unset: keep recordings forever. Set: the workers' hygiene pass and `purge_recordings`
+# delete older ones (our file, the row, and Telnyx's copy if any).
+TELEPHONY_RECORDING_RETENTION_DAYS = env.int("TELEPHONY_RECORDING_RETENTION_DAYS", default=None)
+# Delete Telnyx's copy once ours is stored and verified.
+TELEPHONY_RECORDING_DELETE_REMOTE = env.bool("TELEPHONY_RECORDING_DELETE_REMOTE", default=False)
+# Largest recording a worker downloads (bytes): a bigger one is refused, not stored.
+TELEPHONY_RECORDING_MAX_BYTES = env.int("TELEPHONY_RECORDING_MAX_BYTES", default=2 * 1024**3)
+
+# Files: static files as usual; recordings in their own storage, private (never served by
+# URL, only through the authenticated listening view). Any django-storages backend works:
+# set STORAGES["recordings"] in a settings module of your own.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "recordings": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env.str("TELEPHONY_RECORDINGS_DIR", default=str(VAR_DIR / "recordings")),
+            "base_url": None,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    },
+}
+
 # /metrics answers these client addresses or networks, or a matching bearer token.
 TELEPHONY_METRICS_ALLOWED_IPS = env.list(
     "TELEPHONY_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]

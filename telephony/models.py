@@ -1,4 +1,4 @@
-"""The record: credentials, calls, service events and webhook events.
+"""The record: credentials, calls, recordings, service events and webhook events.
 
 The database, not Redis, is the record. A call row exists (``queued``) before any
 request leaves the web side; replies, webhooks and the reconciler only move it forward.
@@ -135,6 +135,10 @@ class Call(models.Model):
     hangup_side = models.CharField(max_length=16, blank=True, choices=HangupSide.choices)
     hangup_requested = models.BooleanField(default=False)
     error_code = models.CharField(max_length=64, blank=True)
+    # Recording (TELEPHONY_RECORDING): whether Telnyx is recording the conversation now
+    # (the softphone's indicator), and the last ``call.recording.error`` Telnyx reported.
+    is_recording = models.BooleanField(default=False)
+    recording_error = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -142,6 +146,7 @@ class Call(models.Model):
             # The reconciler's passes select by status and age.
             models.Index(fields=["status", "updated_at"], name="telephony_call_status_upd"),
         ]
+        permissions = [("listen_recording", "Can listen to call recordings")]
 
     def __str__(self) -> str:
         return f"{self.to_number} {self.status}"
@@ -173,7 +178,88 @@ class Call(models.Model):
             "ringing_at": self.ringing_at.isoformat() if self.ringing_at else None,
             "time_to_answer_seconds": self.time_to_answer_seconds,
             "hangup_side": self.hangup_side or None,
+            "recording": self.is_recording,
         }
+
+
+class RecordingStatus(models.TextChoices):
+    """``pending``: Telnyx saved it, our copy is not verified yet (a worker fetches it).
+    ``stored``: our verified copy is in the ``recordings`` storage. ``failed``: it could not
+    be fetched (``error_code`` says why). ``deleted``: removed by retention or by hand."""
+
+    PENDING = "pending", "Pending"
+    STORED = "stored", "Stored"
+    FAILED = "failed", "Failed"
+    DELETED = "deleted", "Deleted"
+
+
+class Recording(models.Model):
+    """A recording Telnyx made of a call, and our own verified copy of its file.
+
+    Created from ``call.recording.saved`` (one row per Telnyx recording id, so a replayed
+    webhook changes nothing). A worker streams the file into the ``recordings`` storage,
+    checking its size and sha256; Telnyx's download links live 10 minutes, so a worker that
+    finds them expired asks ``GET /v2/recordings/{id}`` for fresh ones. ``lease_until`` is
+    the claim of the worker fetching it now; a lapsed lease means it died and another
+    worker resumes.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Null: Telnyx recorded a call we have no row for; kept anyway (never lose a record).
+    call = models.ForeignKey(
+        Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="recordings"
+    )
+    telnyx_recording_id = models.CharField(max_length=128, unique=True)
+    call_control_id = models.CharField(max_length=128, blank=True)
+    call_session_id = models.CharField(max_length=128, blank=True)
+    channels = models.CharField(max_length=8, blank=True, help_text="single or dual")
+    format = models.CharField(max_length=8, help_text="mp3 or wav")
+    status = models.CharField(
+        max_length=16,
+        choices=RecordingStatus.choices,
+        default=RecordingStatus.PENDING,
+        db_index=True,
+    )
+    started_at = models.DateTimeField(null=True, blank=True, help_text="Recording started.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Recording ended.")
+    duration_seconds = models.FloatField(null=True, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    storage_name = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+    remote_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Telnyx's copy deleted."
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "lease_until"], name="telephony_rec_status")]
+
+    def __str__(self) -> str:
+        return f"{self.telnyx_recording_id} {self.status}"
+
+
+class RecordingListen(models.Model):
+    """One fetch of a recording's audio by a user: who listened, and when."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="listens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+    byte_range = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.recording_id} {self.user_id} {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class ServiceEvent(models.Model):

@@ -141,6 +141,10 @@ SCHEMAS: dict[str, Any] = {
                 "enum": ["agent", "customer", "system", None],
                 "description": "Who ended the call; `system` for timeouts and failures.",
             },
+            "recording": {
+                "type": "boolean",
+                "description": "Telnyx is recording this call now (`TELEPHONY_RECORDING`).",
+            },
         },
         "description": (
             "Two legs: `dialing` rings the agent's browser, `ringing` the customer, "
