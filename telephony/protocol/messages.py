@@ -32,6 +32,7 @@ OPERATIONS = (
     "call.hangup",
     "call.status",
     "call.event",
+    "call.record",
     "health.ping",
 )
 # Sent without waiting for an answer (a webhook forwarded to the workers): no reply is sent.

@@ -20,6 +20,9 @@ ERROR_CODES = [
     "no_credential",
     "method_not_allowed",
     "seat_limit",
+    "call_not_answered",
+    "recording_disabled",
+    "range_not_satisfiable",
     "rate_limited",
     "internal_error",
     "provider_error",
@@ -54,14 +57,19 @@ ERRORS: dict[str, dict[str, Any]] = {
     "409": _error(
         "No WebRTC login to ring (`no_credential`): get one from /api/webrtc/credential "
         "first; or every telephony seat is held by an agent who is online (`seat_limit`): "
-        "try again when one of them leaves."
+        "try again when one of them leaves; or, for recording, the call is not in progress "
+        "(`call_not_answered`) or TELEPHONY_RECORDING is not `on_demand` "
+        "(`recording_disabled`)."
     ),
+    "416": _error("The range lies past the end of the file (`range_not_satisfiable`)."),
     "429": _error("Too many requests (`rate_limited`).", retry_after=True),
     "500": _error("Unexpected failure (`internal_error`)."),
     "502": _error("Telnyx failed (`provider_error`)."),
     "503": _error("Telephony unavailable (`service_unavailable`).", retry_after=True),
     "504": _error("No worker answered in time (`worker_timeout`)."),
 }
+
+AUDIO_TYPES = ("audio/mpeg", "audio/wav")
 
 CALL_ID = {
     "name": "call_id",
@@ -151,6 +159,14 @@ SCHEMAS: dict[str, Any] = {
             "`answered` is the customer picking up. `duration_seconds` is talk time."
         ),
     },
+    "RecordingSwitch": {
+        "type": "object",
+        "required": ["recording"],
+        "additionalProperties": False,
+        "properties": {
+            "recording": {"type": "boolean", "description": "true: start; false: stop."}
+        },
+    },
     "NewCall": {
         "type": "object",
         "required": ["to"],
@@ -177,6 +193,41 @@ def _op(
     if not secure:
         op["security"] = []
     return op
+
+
+def _audio_op() -> dict[str, Any]:
+    """The recording player's source: audio bytes, whole or one range, never cached."""
+    headers = {
+        name: {"description": description, "schema": {"type": "string"}}
+        for name, description in (
+            ("Accept-Ranges", "bytes"),
+            ("Cache-Control", "private, no-store"),
+            ("Content-Length", "Bytes in this answer."),
+        )
+    }
+    audio = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in AUDIO_TYPES}
+    ranged = {**headers, "Content-Range": {"schema": {"type": "string"}, "required": True}}
+    return {
+        "summary": (
+            "A stored call recording (needs the permission telephony.listen_recording); "
+            "every listen, a request from byte 0, is logged"
+        ),
+        "parameters": [
+            {**CALL_ID, "name": "recording_id"},
+            {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+        "security": [{"session": []}],
+        "responses": {
+            "200": {"description": "The whole file.", "content": audio, "headers": headers},
+            "206": {"description": "The range asked for.", "content": audio, "headers": ranged},
+            "401": ERRORS["401"],
+            "403": _error("No permission to listen to recordings (`forbidden`)."),
+            "404": _error("No such stored recording (`not_found`)."),
+            "405": ERRORS["405"],
+            "416": ERRORS["416"],
+            "500": ERRORS["500"],
+        },
+    }
 
 
 def _wrapped(key: str, schema: str) -> dict[str, Any]:
@@ -273,6 +324,20 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     parameters=[CALL_ID],
                 )
             },
+            "/api/webrtc/call/{call_id}/recording": {
+                "post": _op(
+                    "Start or stop recording one of your calls (TELEPHONY_RECORDING=on_demand)",
+                    (
+                        "200",
+                        "The call; `recording` says whether it is recorded now. Idempotent.",
+                        _wrapped("call", "Call"),
+                    ),
+                    ["400", "404", *post_errors, "409"],
+                    parameters=[CALL_ID],
+                    requestBody={"required": True, "content": _json(_ref("RecordingSwitch"))},
+                )
+            },
+            "/api/webrtc/recordings/{recording_id}/audio": {"get": _audio_op()},
             "/api/webrtc/openapi.json": {
                 "get": _op(
                     "This document",

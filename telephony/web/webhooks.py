@@ -38,7 +38,7 @@ from telephony.exceptions import InvalidSignature, StaleTimestamp, WebhookReject
 from telephony.legs import Leg
 from telephony.models import WebhookEvent
 from telephony.protocol import CHANNEL, NO_REPLY, Request
-from telephony.web.call_events import aapply_event, afind_call
+from telephony.web.call_events import aapply_event, afind_call, arecording_saved
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +177,8 @@ async def areceive_event(event: TelnyxEvent) -> bool:
         logger.info("[Telephony Webhooks] event_id=%s replayed; ignored", event.event_id)
         return False
     call_id = call.id if call is not None else None
+    if event.event_type == "call.recording.saved" and call is not None:
+        await arecording_saved(call, leg)
     if event.event_type not in CALL_EVENTS:
         logger.info(
             "[Telephony Webhooks] event_id=%s type=%s call_id=%s stored, not applied",

@@ -23,6 +23,7 @@ import telnyx
 from telephony import exceptions as exc
 from telephony.worker.breaker import CircuitBreaker
 from telephony.worker.provider import CallInfo, CredentialInfo, DialResult, RequestContext
+from telephony.worker.record_actions import RecordActions
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,11 @@ def _require(value: Any, what: str) -> Any:
     return value
 
 
-class TelnyxAdapter:
-    """Async Telnyx operations bounded by request deadlines, behind a circuit breaker."""
+class TelnyxAdapter(RecordActions):
+    """Async Telnyx operations bounded by request deadlines, behind a circuit breaker.
+
+    The record actions are in :mod:`telephony.worker.record_actions`.
+    """
 
     def __init__(
         self,
@@ -306,15 +310,18 @@ class TelnyxAdapter:
         link_to: str = "",
         bridge_on_answer: bool = False,
         timeout_secs: int | None = None,
+        record: dict[str, Any] | None = None,
     ) -> DialResult:
         """Place a call. Not idempotent: never retried (a retry could ring someone twice).
 
         ``client_state`` is sent as given: already base64 (``telephony.legs``), as Telnyx
         requires. ``link_to`` another leg's call_control_id with ``bridge_on_answer``
         joins the new leg to it the moment it is answered. ``timeout_secs`` (5-600)
-        is how long Telnyx lets it ring before ending it with cause ``timeout``.
+        is how long Telnyx lets it ring before ending it with cause ``timeout``. ``record``:
+        Dial's ``record``/``record_channels``/``record_format`` fields (recording policy).
         """
         extra: dict[str, Any] = {"webhook_url": webhook_url} if webhook_url else {}
+        extra.update(record or {})
         if link_to:
             extra["link_to"] = link_to
             extra["bridge_on_answer"] = bridge_on_answer
