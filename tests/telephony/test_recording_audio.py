@@ -104,7 +104,8 @@ async def fetch(client: AsyncClient, path: str, range_: str | None = None) -> tu
     headers = {"Range": range_} if range_ else {}
     response = await client.get(path, headers=headers)
     if response.streaming:
-        return response, b"".join([chunk async for chunk in response.streaming_content])
+        chunks = response.streaming_content  # type: ignore[attr-defined]
+        return response, b"".join([chunk async for chunk in chunks])
     return response, response.content
 
 

@@ -61,7 +61,7 @@ def recrig(rig: Rig) -> Rig:  # noqa: F811 - the imported fixture
 async def pushed_recording(on: Rig) -> list[bool]:
     """The ``recording`` flag of every push to the agent's pages so far."""
     layer = get_channel_layer()
-    out = []
+    out: list[bool] = []
     while True:
         try:
             message = await asyncio.wait_for(layer.receive(on.channel), 0.05)
@@ -183,7 +183,9 @@ async def test_call_record__a_stop_that_finds_the_call_ended_clears_the_flag(
     settings.TELEPHONY_RECORDING = "on_demand"
     call = await recrig.answered_call()
     await recrig.ops.call_record(ctx(), {"call_id": str(call.id), "recording": True})
-    recrig.adapter.fail_stop = exc.ProviderRejected("Telnyx answered 422", reason="call_ended")
+    adapter = recrig.adapter
+    assert isinstance(adapter, RecordingAdapter)
+    adapter.fail_stop = exc.ProviderRejected("Telnyx answered 422", reason="call_ended")
     with pytest.raises(exc.CallNotAnswered):
         await recrig.ops.call_record(ctx(), {"call_id": str(call.id), "recording": False})
     assert not (await Call.objects.aget(pk=call.pk)).is_recording
