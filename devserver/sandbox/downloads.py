@@ -163,10 +163,15 @@ class Downloads:
         began = loop.time()
         with rec.path.open("rb") as f:
             f.seek(start)
+            step = max(1, min(CHUNK, rate // 10)) if rate else CHUNK  # ~10 writes a second
             while left > 0:
-                chunk = f.read(min(CHUNK, left, rate or CHUNK))
+                chunk = f.read(min(step, left))
                 if not chunk:
                     break
+                if rate:  # never ahead of ``rate`` bytes per second
+                    wait = began + (sent + len(chunk)) / rate - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 if cut is not None and sent + len(chunk) >= cut:
                     await resp.write(chunk[: max(cut - sent, 0)])
                     logger.info("[Telnyx Sandbox] Download cut id=%s after=%s", rec.id, cut)
@@ -176,10 +181,6 @@ class Downloads:
                 await resp.write(chunk)
                 sent += len(chunk)
                 left -= len(chunk)
-                if rate:
-                    wait = began + sent / rate - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
         await resp.write_eof()
 
 

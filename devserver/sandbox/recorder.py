@@ -124,8 +124,10 @@ class Recorder:
         track: str = "both",
         clock: Callable[[], float] = time.monotonic,
         latency: float = 0.2,
+        max_seconds: float = 0,
     ) -> None:
         self.track = track
+        self.max_samples = round(max_seconds * RATE) if max_seconds > 0 else None
         self.nchannels = 2 if channels == "dual" and track == "both" else 1
         self.latency = latency
         self._clock = clock
@@ -141,6 +143,14 @@ class Recorder:
     def seconds(self) -> float:
         """Audio written so far, in seconds."""
         return self._written / RATE
+
+    @property
+    def full(self) -> bool:
+        """True once ``max_seconds`` of audio are due (the recording must end)."""
+        if self.max_samples is None:
+            return False
+        now = self._paused_at if self._paused_at is not None else self._clock()
+        return (now - self._t0 - self._paused_total) * RATE >= self.max_samples
 
     def agent(self, samples: Samples) -> None:
         """A frame of the agent's microphone."""
@@ -158,7 +168,9 @@ class Recorder:
             return
         now = self._paused_at if self._paused_at is not None else self._clock()
         lag = self.latency if latency is None else latency
-        due = int((now - self._t0 - self._paused_total - lag) * RATE) - self._written
+        due = round((now - self._t0 - self._paused_total - lag) * RATE) - self._written
+        if self.max_samples is not None:
+            due = min(due, self.max_samples - self._written)
         while due > 0:
             n = min(due, RATE)
             self._writer.write(self._block(self._agent.take(n), self._customer.take(n)))

@@ -93,7 +93,13 @@ class Recordings:
         self.directory.mkdir(parents=True, exist_ok=True)
         rec.status, rec.started_at = "recording", self.store.clock()
         rec.path = self.directory / f"{rec.id}.{rec.format}"
-        rec.recorder = Recorder(rec.path, fmt=rec.format, channels=rec.channels, track=rec.track)
+        rec.recorder = Recorder(
+            rec.path,
+            fmt=rec.format,
+            channels=rec.channels,
+            track=rec.track,
+            max_seconds=rec.max_length,
+        )
         conversation = self.find_conversation(rec.call.call_control_id)
         if conversation is not None:
             conversation.taps.append(rec.recorder)
@@ -111,7 +117,7 @@ class Recordings:
                 await asyncio.sleep(TICK)
                 if rec.status == "recording":
                     rec.recorder.flush()
-                    if rec.max_length and rec.recorder.seconds >= rec.max_length:
+                    if rec.recorder.full:
                         self.finish(rec)
         except Exception:
             logger.exception("[Telnyx Sandbox] Recording failed id=%s", rec.id)

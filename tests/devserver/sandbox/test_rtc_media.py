@@ -7,16 +7,20 @@ simulated customer plays 1000 Hz. Both ends measure what they receive.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+import wave
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import httpx
+import numpy as np
 import pytest
 
 from devserver.sandbox.control import SandboxProcess
 from devserver.sandbox.faults import FaultRule, FaultTable
+from devserver.sandbox.rtc.audio import RATE, dominant_hz
 
 from .rtc_client import Api, VertoClient, until
 
@@ -155,6 +159,33 @@ async def test_rtc_media__media_stop_fault_stops_rtp(api: Api, sandbox: SandboxP
             await until(lambda: _async(client.heard.frames > before + 10), what="RTP again")
         finally:
             await client.close()
+
+
+async def test_rtc_media__recording_has_the_agent_left_and_the_customer_right(
+    api: Api, agent: dict[str, Any], sandbox: SandboxProcess
+) -> None:
+    fmt = "wav"  # MP3 is checked the same way in test_recorder.py
+    await api.control("POST", "rtc", {"echo_gain": 0})  # the right channel: the tone alone
+    leg = agent["leg"]
+    resp = await api.dial(
+        CUSTOMER, link_to=leg, bridge_on_answer=True, record="record-from-answer", record_format=fmt
+    )
+    customer = resp.json()["data"]
+    await api.wait_event(leg, "call.bridged")
+    await asyncio.sleep(1.2)  # a second of conversation to record
+    assert (await api.hangup(customer["call_control_id"])).status_code == 200
+    saved = await api.wait_event(customer["call_control_id"], "call.recording.saved")
+    assert saved["recording_id"] == customer["recording_id"]
+    download = await api.client.get(saved["recording_urls"][fmt])  # no API key
+    assert download.status_code == 200
+    with wave.open(io.BytesIO(download.content)) as w:
+        assert w.getnchannels() == 2
+        raw = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2).T
+    assert raw.shape[1] >= RATE  # as long as the recording ran
+    left, right = (raw[:, RATE // 4 : RATE] / 32767).astype(np.float64)
+    assert near(dominant_hz(left), 600, 5), dominant_hz(left)  # the agent, channel 1
+    assert near(dominant_hz(right), 1000, 5), dominant_hz(right)  # the customer, channel 2
+    assert sandbox.wait_recording(customer["call_control_id"])["file_channels"] == 2
 
 
 async def _async(value: Any) -> Any:
