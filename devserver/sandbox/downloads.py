@@ -118,7 +118,7 @@ class Downloads:
         app.router.add_get(PATH, self.download)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
-        """Serve the file for a valid URL, honouring Range and the download faults."""
+        """Serve the file (GET) or its headers (HEAD) for a valid URL, with Range and faults."""
         rec_id, fmt = request.match_info["recording_id"], request.match_info["format"]
         q = request.query
         if not self.signer.valid(f"{rec_id}.{fmt}", q.get("expires", ""), q.get("signature", "")):
@@ -144,7 +144,10 @@ class Downloads:
         if span:
             resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         await resp.prepare(request)
-        await self._send(request, resp, rec, start, end, decision)
+        if request.method == "HEAD":
+            await resp.write_eof()
+        else:
+            await self._send(request, resp, rec, start, end, decision)
         return resp
 
     async def _send(

@@ -128,15 +128,21 @@ class Recordings:
         """Stop capturing, close the file and send the saved (or error) webhook."""
         if not rec.active:
             return
+        if rec.status == "pending":  # record-from-answer on a call never answered
+            rec.status = "canceled"
+            return
         rec.ended_at = self.store.clock()
         recorder, rec.recorder = rec.recorder, None
         if recorder is not None:
             conversation = self.find_conversation(rec.call.call_control_id)
             if conversation is not None and recorder in conversation.taps:
                 conversation.taps.remove(recorder)
-            rec.duration_millis = int(recorder.close() * 1000)
-            rec.size = rec.path.stat().st_size if rec.path else 0
-        rec.started_at = rec.started_at or rec.ended_at
+            try:
+                rec.duration_millis = int(recorder.close() * 1000)
+                rec.size = rec.path.stat().st_size if rec.path else 0
+            except Exception:
+                logger.exception("[Telnyx Sandbox] Recording file failed id=%s", rec.id)
+                rec.error = True
         if rec.error:
             rec.status = "failed"
             self._remove_file(rec)

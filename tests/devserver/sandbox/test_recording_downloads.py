@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from devserver.sandbox.downloads import byte_range
 from devserver.sandbox.faults import FaultRule
+from devserver.sandbox.rtc.audio import RATE, dominant_hz
 
-from .recording_box import Box, auth, box, local, recorded
+from .recording_box import Box, auth, box, dial, event, local, recorded
 
 pytestmark = pytest.mark.timeout(30)
 __all__ = ["box"]
@@ -116,3 +118,48 @@ def test_byte_range__forms() -> None:
     assert byte_range("bytes=-3", 10) == (7, 9)
     assert byte_range("bytes=5-100", 10) == (5, 9)
     assert byte_range("bytes=0-1,4-5", 10) is None  # several ranges: the whole file
+
+
+async def test_made_recording__long_file_at_once_and_a_range_from_its_middle(box: Box) -> None:
+    sandbox, client = box
+    call_id = (await dial(sandbox, client))["call_control_id"]
+    body = {"call_control_id": call_id, "seconds": 60, "format": "wav"}
+    made = await client.post("/_sandbox/recordings", json=body)
+    assert made.status == 201
+    rec = await made.json()
+    assert (rec["status"], rec["duration_millis"]) == ("completed", 60000)
+    assert rec["size"] == 44 + 60 * RATE * 4  # 16-bit stereo
+    payload = (await event(sandbox, call_id))["payload"]
+    assert payload["recording_id"] == rec["id"]
+    second = 4 * RATE  # bytes per second of audio
+    start = 44 + 30 * second
+    url = local(payload["recording_urls"]["wav"])
+    part = await client.get(url, headers={"Range": f"bytes={start}-{start + second - 1}"})
+    assert part.status == 206
+    samples = np.frombuffer(await part.read(), dtype="<i2").reshape(-1, 2).T / 32767
+    assert abs((dominant_hz(samples[0]) or 0) - 600) < 5  # the agent, left
+    assert abs((dominant_hz(samples[1]) or 0) - 1000) < 5  # the customer, right
+    head = await client.head(url)
+    assert head.status == 200 and head.headers["Content-Length"] == str(rec["size"])
+    bad = await client.post("/_sandbox/recordings", json={"call_control_id": call_id, "seconds": 0})
+    assert bad.status == 400
+    unknown = await client.post("/_sandbox/recordings", json={"call_control_id": "v3:x"})
+    assert unknown.status == 404
+
+
+async def test_record_from_answer__never_answered_is_no_recording(box: Box) -> None:
+    sandbox, client = box
+    sandbox.webhooks.settings.answer = False
+    body = {"connection_id": sandbox.seed.call_connection_id, "to": "+15557654321"}
+    body |= {"from": sandbox.seed.from_number, "record": "record-from-answer"}
+    resp = await client.post("/v2/calls", json=body, headers=auth(sandbox))
+    call_id = (await resp.json())["data"]["call_control_id"]
+    assert (
+        await client.post(f"/v2/calls/{call_id}/actions/hangup", json={}, headers=auth(sandbox))
+    ).status == 200
+    await event(sandbox, call_id, "call.hangup")
+    assert [r.status for r in sandbox.recordings.items.values()] == ["canceled"]
+    listed = await (await client.get("/v2/recordings", headers=auth(sandbox))).json()
+    assert listed["data"] == []
+    kinds = {d["event_type"] for d in sandbox.webhooks.deliveries}
+    assert "call.recording.saved" not in kinds
