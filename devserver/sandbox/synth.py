@@ -91,7 +91,7 @@ async def synthesize(recordings: Recordings, req: SynthRequest) -> Recording:
     clock = _Clock()
     recorder = Recorder(rec.path, fmt=req.format, channels=req.channels, clock=clock, latency=0)
     rec.status, rec.started_at, rec.recorder = "recording", rec.created_at, recorder
-    recordings.items[rec.id] = rec
     await asyncio.to_thread(_write, recorder, clock, req)
+    recordings.items[rec.id] = rec  # only now: the call's hangup must not finish it mid-write
     recordings.finish(rec)
     return rec
