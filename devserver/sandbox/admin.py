@@ -42,6 +42,7 @@ class Admin:
         app.router.add_post(f"{prefix}/clock", self.clock)
         app.router.add_get(f"{prefix}/recordings", self.recordings)
         app.router.add_post(f"{prefix}/recordings", self.recordings_make)
+        app.router.add_get(f"{prefix}/downloads", self.downloads)
 
     async def info(self, request: web.Request) -> web.Response:
         """The ready-line data."""
@@ -101,6 +102,10 @@ class Admin:
         ]
         return web.json_response(items)
 
+    async def downloads(self, request: web.Request) -> web.Response:
+        """Recording downloads served so far, oldest first (``downloads.py``)."""
+        return web.json_response(list(self.sandbox.downloads.log))
+
     async def recordings_make(self, request: web.Request) -> web.Response:
         """Make a recording of a known call at once (``synth.py``); 201 with it."""
         try:
@@ -139,6 +144,7 @@ class Admin:
         self.sandbox.log.clear()
         self.sandbox.faults.clear()
         self.sandbox.webhooks.deliveries.clear()
+        self.sandbox.downloads.log.clear()
         return web.json_response({"reset": True, "keep_state": keep_state})
 
 

@@ -93,6 +93,12 @@ class SandboxControl:
         items: list[dict[str, Any]] = self._call("GET", path)
         return items
 
+    def downloads(self) -> list[dict[str, Any]]:
+        """Recording downloads served, oldest first: ``recording_id``, ``format``,
+        ``range`` (the request's header), ``status``, ``bytes`` sent, ``fault``."""
+        items: list[dict[str, Any]] = self._call("GET", "downloads")
+        return items
+
     def make_recording(self, call_control_id: str, **kw: Any) -> dict[str, Any]:
         """A completed recording of a known call, made at once: ``seconds`` (10),
         ``format`` (wav), ``channels`` (dual), ``agent_hz`` (600), ``customer_hz`` (1000).

@@ -14,6 +14,8 @@ The control endpoints (no auth; the server binds 127.0.0.1 unless told otherwise
     POST   /_sandbox/webhooks   {"answer_after", "talk_time", "answer", "initiated_after",
                                  "webhook_url", "timeout", "retries"}: for calls dialled later
     GET    /_sandbox/recordings every recording, any state, with its file (?call_control_id=)
+    POST   /_sandbox/recordings {"call_control_id", "seconds", "format", ...}: one made at once
+    GET    /_sandbox/downloads  recording downloads served (range, status, bytes, fault)
     POST   /_sandbox/reset      clear log, faults, deliveries, credentials, calls, recordings;
                                 reseed connections (same ids); webhook timing back to start-up
                                 values; close WebRTC sockets and peers.

@@ -80,6 +80,12 @@ async def test_cut_fault__closes_after_n_bytes_then_a_range_resumes(box: Box) ->
     assert bytes(got) == whole[: len(got)] and len(got) <= 1000
     rest = await client.get(url, headers={"Range": f"bytes={len(got)}-"})
     assert bytes(got) + await rest.read() == whole
+    log = [(e["range"], e["status"], e["bytes"], e["fault"]) for e in sandbox.downloads.log]
+    assert log == [
+        (None, 200, len(whole), None),
+        (None, 200, 1000, "download_cut_after=1000"),
+        (f"bytes={len(got)}-", 206, len(whole) - len(got), None),
+    ]
 
 
 async def test_slow_fault__throttles_the_download(box: Box) -> None:

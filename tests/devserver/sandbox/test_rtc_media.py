@@ -186,6 +186,9 @@ async def test_rtc_media__recording_has_the_agent_left_and_the_customer_right(
     assert near(dominant_hz(left), 600, 5), dominant_hz(left)  # the agent, channel 1
     assert near(dominant_hz(right), 1000, 5), dominant_hz(right)  # the customer, channel 2
     assert sandbox.wait_recording(customer["call_control_id"])["file_channels"] == 2
+    served = sandbox.downloads()[-1]
+    assert (served["recording_id"], served["status"]) == (customer["recording_id"], 200)
+    assert served["bytes"] == len(download.content)
 
 
 async def _async(value: Any) -> Any:
