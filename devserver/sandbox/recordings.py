@@ -66,17 +66,25 @@ class Recordings:
         """Dial's ``record: record-from-answer``: a recording that starts on answer."""
         if data.get("record") != "record-from-answer":
             return None
-        rec = Recording.create(
+        return self._new(
             call,
-            self.store.clock(),
+            decision,
             format=data.get("record_format", "mp3"),
             channels=data.get("record_channels", "dual"),
             track=data.get("record_track", "both"),
             initiated_by="OutboundAPI",
-            client_state=call.client_state,
             max_length=data.get("record_max_length", 0),
-            error=bool(decision.recording_error),
-            urls_expired=bool(decision.recording_urls_expired),
+        )
+
+    def _new(self, call: Call, decision: Decision, **kw: Any) -> Recording:
+        """A new recording of ``call``, with the recording faults the request drew."""
+        rec = Recording.create(
+            call,
+            self.store.clock(),
+            client_state=call.client_state,
+            error=decision.recording_error,
+            urls_expired=decision.recording_urls_expired,
+            **kw,
         )
         self.items[rec.id] = rec
         return rec
@@ -233,19 +241,15 @@ class Recordings:
         if any(r.call is call and r.active for r in self.items.values()):
             raise errors.invalid("/", "This call is already being recorded.")
         decision = request.get(DECISION) or Decision()
-        rec = Recording.create(
+        rec = self._new(
             call,
-            self.store.clock(),
+            decision,
             format=data["format"],
             channels=data["channels"],
             track=data.get("recording_track", "both"),
             initiated_by="StartCallRecordingAPI",
-            client_state=call.client_state,
             max_length=data.get("max_length", 0),
-            error=bool(decision.recording_error),
-            urls_expired=bool(decision.recording_urls_expired),
         )
-        self.items[rec.id] = rec
         self._start(rec)
         return reply(request, {"result": "ok"})
 
