@@ -98,16 +98,21 @@ class Recordings:
                 self.finish(rec)
 
     def _start(self, rec: Recording) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         rec.status, rec.started_at = "recording", self.store.clock()
         rec.path = self.directory / f"{rec.id}.{rec.format}"
-        rec.recorder = Recorder(
-            rec.path,
-            fmt=rec.format,
-            channels=rec.channels,
-            track=rec.track,
-            max_seconds=rec.max_length,
-        )
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            rec.recorder = Recorder(
+                rec.path,
+                fmt=rec.format,
+                channels=rec.channels,
+                track=rec.track,
+                max_seconds=rec.max_length,
+            )
+        except Exception:  # the file cannot be written: call.recording.error at the end
+            logger.exception("[Telnyx Sandbox] Recording file failed id=%s", rec.id)
+            rec.error, rec.path = True, None
+            return
         conversation = self.find_conversation(rec.call.call_control_id)
         if conversation is not None:
             conversation.taps.append(rec.recorder)
@@ -175,7 +180,10 @@ class Recordings:
     @staticmethod
     def _remove_file(rec: Recording) -> None:
         if rec.path is not None:
-            rec.path.unlink(missing_ok=True)
+            try:
+                rec.path.unlink(missing_ok=True)
+            except OSError as e:
+                logger.warning("[Telnyx Sandbox] Recording file not removed id=%s: %s", rec.id, e)
 
     def delete(self, rec: Recording) -> None:
         """Forget a recording and remove its file (DELETE /recordings/...)."""

@@ -149,3 +149,15 @@ async def test_rest__list_filter_retrieve_delete(box: Box) -> None:
     assert (done.status, await done.json()) == (200, {"status": "ok"})
     assert list(sandbox.recordings.directory.glob("*")) == []
     assert (await client.get("/v2/recordings", headers={})).status == 401
+
+
+async def test_unwritable_directory__error_webhook(box: Box) -> None:
+    sandbox, client = box
+    sandbox.recordings.directory.parent.mkdir(parents=True, exist_ok=True)
+    sandbox.recordings.directory.write_text("not a directory")
+    call_id = (await dial(sandbox, client))["call_control_id"]
+    start = {"format": "wav", "channels": "dual"}
+    assert (await action(sandbox, client, call_id, "record_start", **start))[0] == 200
+    assert (await action(sandbox, client, call_id, "record_stop"))[0] == 200
+    await event(sandbox, call_id, "call.recording.error")
+    assert [r.status for r in sandbox.recordings.items.values()] == ["failed"]
