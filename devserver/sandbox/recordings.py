@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -49,16 +51,24 @@ class Recordings:
         webhooks: Webhooks,
         signer: UrlSigner,
         *,
-        directory: Path,
+        directory: Path | None = None,
         find_conversation: FindConversation = lambda _id: None,
     ) -> None:
         self.store, self.webhooks, self.signer = store, webhooks, signer
-        self.directory = directory
+        self._directory = directory
+        self._temp: Path | None = None  # made at the first recording, removed at close
         self.find_conversation = find_conversation
         self.items: dict[str, Recording] = {}
         self._commands: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         webhooks.observers.append(self.on_event)
+
+    @property
+    def directory(self) -> Path:
+        """Where files go: the configured directory, else a temporary one made when needed."""
+        if self._directory is None:
+            self._temp = self._directory = Path(tempfile.mkdtemp(prefix="sandbox-recordings-"))
+        return self._directory
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,6 +211,13 @@ class Recordings:
                 rec.recorder.close()
             self.delete(rec)
         self._commands.clear()
+
+    async def shutdown(self) -> None:
+        """:meth:`close`, and the temporary directory goes (the sandbox stops)."""
+        await self.close()
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = self._directory = None
 
     # ------------------------------------------------------------- record actions
 

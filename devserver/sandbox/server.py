@@ -37,12 +37,9 @@ import dataclasses
 import hmac
 import logging
 import secrets
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -107,8 +104,6 @@ class Sandbox:
         )
         self.stopping = False
         self.port = 0
-        self._temp_dir = None if config.recordings_dir else tempfile.mkdtemp(prefix="recordings-")
-        directory = config.recordings_dir or Path(str(self._temp_dir))
         self.url_signer = UrlSigner(
             secrets.token_bytes(32),
             base_url=lambda: str(self.info()["base_url"]).removesuffix("/v2"),
@@ -119,7 +114,7 @@ class Sandbox:
             self.store,
             self.webhooks,
             self.url_signer,
-            directory=directory,
+            directory=config.recordings_dir,
             find_conversation=self.rtc.conversation,
         )
         self.recordings_api = RecordingsApi(self.recordings)
@@ -178,9 +173,7 @@ class Sandbox:
 
     async def _cleanup(self) -> None:
         await self.webhooks.close()
-        await self.recordings.close()
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        await self.recordings.shutdown()
         self.log.close()
 
     # ------------------------------------------------------------------- API requests

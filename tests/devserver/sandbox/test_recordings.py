@@ -11,11 +11,14 @@ import io
 import wave
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from devserver.sandbox.config import SandboxConfig
 from devserver.sandbox.faults import FaultRule
+from devserver.sandbox.server import Sandbox
 
 from .helpers import assert_error
-from .recording_box import Box, action, auth, box, dial, event, local, recorded
+from .recording_box import TIMING, Box, action, auth, box, dial, event, local, recorded
 
 pytestmark = pytest.mark.timeout(30)
 __all__ = ["box"]
@@ -161,3 +164,13 @@ async def test_unwritable_directory__error_webhook(box: Box) -> None:
     assert (await action(sandbox, client, call_id, "record_stop"))[0] == 200
     await event(sandbox, call_id, "call.recording.error")
     assert [r.status for r in sandbox.recordings.items.values()] == ["failed"]
+
+
+async def test_default_directory__made_at_the_first_recording_and_removed_at_stop() -> None:
+    sandbox = Sandbox(SandboxConfig(webhook=TIMING))
+    async with TestClient(TestServer(sandbox.app())) as client:
+        assert sandbox.recordings._temp is None  # nothing made for a sandbox that never records
+        payload = await recorded(sandbox, client, "wav")
+        path = sandbox.recordings.items[payload["recording_id"]].path
+        assert path is not None and path.exists()
+    assert not path.parent.exists()
