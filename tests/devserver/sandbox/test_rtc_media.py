@@ -191,6 +191,33 @@ async def test_rtc_media__recording_has_the_agent_left_and_the_customer_right(
     assert served["bytes"] == len(download.content)
 
 
+async def test_rtc_media__recording_of_an_agent_without_audio_is_silent_on_the_left(
+    api: Api, agent: dict[str, Any], sandbox: SandboxProcess
+) -> None:
+    client: VertoClient = agent["client"]
+    assert client.pc is not None
+    await client.pc.close()  # the agent answered, then sends nothing
+    leg = agent["leg"]
+    resp = await api.dial(
+        CUSTOMER,
+        link_to=leg,
+        bridge_on_answer=True,
+        record="record-from-answer",
+        record_format="wav",
+    )
+    customer = resp.json()["data"]["call_control_id"]
+    await api.wait_event(leg, "call.bridged")
+    await asyncio.sleep(0.5)  # half a second to record
+    assert (await api.hangup(customer)).status_code == 200
+    saved = await api.wait_event(customer, "call.recording.saved")
+    download = await api.client.get(saved["recording_urls"]["wav"])
+    with wave.open(io.BytesIO(download.content)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, RATE)
+        assert w.getnframes() >= RATE * 0.4  # as long as the recording ran
+        left = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)[:, 0]
+    assert not left.any()  # no agent audio: silence, still a valid file
+
+
 async def _async(value: Any) -> Any:
     return value
 
