@@ -21,6 +21,7 @@ import httpx
 import telnyx
 
 from telephony import exceptions as exc
+from telephony.worker.adapter_recordings import RecordingOperations
 from telephony.worker.breaker import CircuitBreaker
 from telephony.worker.provider import CallInfo, CredentialInfo, DialResult, RequestContext
 
@@ -116,8 +117,10 @@ def _require(value: Any, what: str) -> Any:
     return value
 
 
-class TelnyxAdapter:
-    """Async Telnyx operations bounded by request deadlines, behind a circuit breaker."""
+class TelnyxAdapter(RecordingOperations):
+    """Async Telnyx operations bounded by request deadlines, behind a circuit breaker.
+
+    The recording operations are in :mod:`telephony.worker.adapter_recordings`."""
 
     def __init__(
         self,
@@ -148,7 +151,11 @@ class TelnyxAdapter:
         # The SDK imports resources lazily (~1.4 s for `calls`). Pay for it now, before the
         # worker's first heartbeat, not inside its event loop on the first request, where
         # it would look like a hang to the supervisor.
-        _ = (self._client.calls.actions, self._client.telephony_credentials)
+        _ = (
+            self._client.calls.actions,
+            self._client.telephony_credentials,
+            self._client.recordings,
+        )
 
     def __repr__(self) -> str:
         return f"TelnyxAdapter(base_url={str(self._client.base_url)!r})"

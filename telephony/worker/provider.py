@@ -54,3 +54,18 @@ class CallInfo:
     call_control_id: str
     is_alive: bool
     call_duration: int | None
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """A recording as ``GET /v2/recordings/{id}`` describes it; ``download_urls`` are
+    fresh, short-lived links by format (secrets: never logged)."""
+
+    id: str
+    call_leg_id: str
+    call_session_id: str
+    channels: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_millis: int | None
+    download_urls: dict[str, str]
