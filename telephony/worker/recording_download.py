@@ -5,7 +5,8 @@ benchmark (``bench/recording_download.py``) use it alike. The file never sits in
 chunks go to the spool file and into the sha256 as they arrive. A spool left by an
 earlier attempt (a cut connection, a worker that died) is resumed with ``Range:
 bytes=N-``, and the answer's ``Content-Range`` must start exactly there; a server that
-ignores the range (200) restarts the spool from zero. The URL is a secret: no message
+ignores the range (200) restarts the spool from zero; a 416 with ``bytes */N`` says the
+spool is already complete. The URL is a secret: no message
 or log line here contains it.
 """
 
@@ -57,7 +58,7 @@ def _prepare(spool: Path, max_bytes: int) -> int:
 
 
 def _discard(spool: Path) -> None:
-    _discard(spool)
+    spool.unlink(missing_ok=True)
 
 
 def _expected_total(resp: httpx.Response, have: int) -> tuple[int, int | None]:
@@ -108,6 +109,8 @@ async def download_to_spool(
             if resp.status_code in EXPIRED_STATUSES:
                 raise RecordingLinkExpired(reason="url_expired")
             if resp.status_code == 416 and have:
+                if resp.headers.get("content-range", "").strip() == f"bytes */{have}":
+                    return Downloaded(size=have, sha256=digest.hexdigest(), resumed_from=have)
                 _discard(spool)  # we hold more than there is: start over
                 raise RecordingFetchFailed("The server refused our range.", reason="bad_range")
             if resp.status_code not in (200, 206) or (resp.status_code == 206 and not have):

@@ -152,7 +152,7 @@ class RecordingFetcher:
         ctx: RequestContext | None = None,
     ) -> dict[str, Any]:
         """Claim the row and bring its file in; what happened, as a JSON-safe dict."""
-        rid = ctx.request_id if ctx else f"resume-{row_id}"
+        rid = ctx.request_id if ctx else f"fetch-{row_id}"
         lease = await self._claim(row_id)
         if lease is None:
             row = await Recording.objects.filter(pk=row_id).afirst()

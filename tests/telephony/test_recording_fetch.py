@@ -1,0 +1,290 @@
+"""The worker's ``recording.fetch``: one verified file per recording, whatever goes wrong.
+
+In-process: a local aiohttp download server with faults, a fake of Telnyx's recordings
+API, a recordings storage in a tmp dir per test, an injected clock for leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from telephony.models import Recording, RecordingStatus
+from telephony.worker import recordings as rec
+from telephony.worker.recording_retention import recording_hygiene
+from telephony.worker.recordings import RecordingFetcher, storage_name
+from tests.telephony.recording_helpers import (
+    Clock,
+    DownloadServer,
+    FakeRecordingsAdapter,
+    audio,
+    download_server,  # noqa: F401 (fixture)
+    make_row,
+    sha,
+    spool_files,
+    storage_dir,  # noqa: F401 (fixture)
+    stored_files,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+
+SIZE = 300_000
+
+
+@pytest.fixture
+def fake(download_server: DownloadServer) -> FakeRecordingsAdapter:
+    return FakeRecordingsAdapter(download_server)
+
+
+@pytest.fixture
+async def fetcher(fake: FakeRecordingsAdapter, storage_dir: Any) -> Any:
+    f = RecordingFetcher(fake, worker_id="w1", now=Clock())  # type: ignore[arg-type]
+    yield f
+    await f.aclose()
+
+
+async def refreshed(row: Recording) -> Recording:
+    return await Recording.objects.aget(pk=row.pk)
+
+
+async def test_fetch__streams_verifies_and_stores_one_file(
+    fetcher, download_server, storage_dir, settings
+) -> None:
+    data = audio(SIZE)
+    download_server.files["a.mp3"] = data
+    row = await make_row()
+
+    result = await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+
+    row = await refreshed(row)
+    assert result["status"] == "stored" and row.status == RecordingStatus.STORED
+    assert (row.size_bytes, row.sha256) == (SIZE, sha(data))
+    assert row.storage_name == storage_name(row) and row.storage_name.endswith(f"{row.id}.mp3")
+    assert stored_files(storage_dir) == [storage_dir / row.storage_name]
+    assert (storage_dir / row.storage_name).read_bytes() == data
+    assert row.lease_until is None and row.attempts == 1 and row.stored_at is not None
+    assert spool_files(settings) == []
+
+
+async def test_fetch__two_concurrent_fetches_make_one_file(
+    fake, download_server, storage_dir
+) -> None:
+    download_server.files["a.mp3"] = audio(SIZE)
+    download_server.chunk_delay = 0.02  # the first is still downloading when the second comes
+    row = await make_row()
+    one = RecordingFetcher(fake, worker_id="w1")  # type: ignore[arg-type]
+    two = RecordingFetcher(fake, worker_id="w2")  # type: ignore[arg-type]
+    try:
+        results = await asyncio.gather(
+            one.fetch(row.id, url=download_server.url("a.mp3")),
+            two.fetch(row.id, url=download_server.url("a.mp3")),
+        )
+    finally:
+        await one.aclose()
+        await two.aclose()
+    assert sorted(r["claimed"] for r in results) == [False, True]
+    assert len(download_server.requests) == 1
+    assert len(stored_files(storage_dir)) == 1
+    assert (await refreshed(row)).status == RecordingStatus.STORED
+
+
+async def test_fetch__a_replayed_request_after_storing_changes_nothing(
+    fetcher, download_server, storage_dir
+) -> None:
+    download_server.files["a.mp3"] = audio(SIZE)
+    row = await make_row()
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    again = await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    assert again == {"recording_id": str(row.id), "status": "stored", "claimed": False}
+    assert len(download_server.requests) == 1 and len(stored_files(storage_dir)) == 1
+
+
+async def test_fetch__expired_link_gets_fresh_urls_from_telnyx(
+    fetcher, fake, download_server, storage_dir
+) -> None:
+    data = audio(SIZE)
+    download_server.files["a.mp3"] = data
+    download_server.expired.add("old")
+    fake.add("rec-1", "a.mp3")
+    row = await make_row("rec-1")
+
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3", "old"))
+
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and row.sha256 == sha(data)
+    assert fake.gets == ["rec-1"]
+    assert [t for t, _ in download_server.requests] == ["old", "fresh"]
+    assert row.duration_seconds == 61.5  # Telnyx's duration_millis, learnt on the way
+
+
+async def test_fetch__link_past_its_lifetime_is_not_even_tried(
+    fetcher, fake, download_server
+) -> None:
+    download_server.files["a.mp3"] = audio(SIZE)
+    fake.add("rec-1", "a.mp3")
+    row = await make_row("rec-1")
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3", "old"), url_expires_at=time.time() - 1)
+    assert [t for t, _ in download_server.requests] == ["fresh"]
+    assert (await refreshed(row)).status == RecordingStatus.STORED
+
+
+async def test_fetch__webhook_without_recording_id_is_resolved_by_leg_and_start(
+    fetcher, fake, download_server
+) -> None:
+    download_server.files["a.mp3"] = audio(SIZE)
+    download_server.expired.add("old")
+    row = await make_row("leg:leg-1:2030-01-01T12:00:00+00:00")
+    fake.add("rec-real", "a.mp3", started_at=row.started_at)
+    fake.add("rec-other", "a.mp3", started_at=row.started_at + timedelta(minutes=1))
+
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3", "old"))
+
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and row.telnyx_recording_id == "rec-real"
+
+
+async def test_fetch__cut_off_download_resumes_with_range_to_the_same_sha256(
+    fetcher, download_server, fake, storage_dir, settings
+) -> None:
+    data = audio(SIZE)
+    download_server.files["a.mp3"] = data
+    download_server.cut_after = 100_000
+    fake.add("rec-1", "a.mp3")
+    row = await make_row("rec-1")
+
+    first = await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    assert first["error"] == "connection_lost"
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.PENDING and row.error_code == "connection_lost"
+    assert spool_files(settings)[0].stat().st_size >= 65536
+
+    fetcher.now.at = row.lease_until + timedelta(seconds=1)  # the backoff has passed
+    result = await recording_hygiene(fetcher, now=fetcher.now.at)
+    assert result["resumed"] == [row.id]
+    await asyncio.gather(*fetcher.tasks)
+
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and row.sha256 == sha(data)
+    assert download_server.requests[-1][1].startswith("bytes=") and download_server.requests[-1][1] != "bytes=0-"
+    assert stored_files(storage_dir) == [storage_dir / row.storage_name]
+    assert row.attempts == 2 and spool_files(settings) == []
+
+
+async def test_fetch__worker_death_mid_download__lease_lapses_and_another_resumes(
+    fake, download_server, storage_dir
+) -> None:
+    data = audio(SIZE)
+    download_server.files["a.mp3"] = data
+    fake.add("rec-1", "a.mp3")
+    row = await make_row("rec-1")
+    clock = Clock()
+    dead = RecordingFetcher(fake, worker_id="dead", now=clock)  # type: ignore[arg-type]
+    assert await dead._claim(row.id) is not None  # it claimed, spooled part, then was killed
+    spool = rec.spool_path(row)
+    spool.parent.mkdir(parents=True)
+    spool.write_bytes(data[:123_457])
+    # Its leftover in the storage too (it died while saving): replaced, never a second file.
+    (storage_dir / storage_name(row)).parent.mkdir(parents=True)
+    (storage_dir / storage_name(row)).write_bytes(b"half a file")
+
+    survivor = RecordingFetcher(fake, worker_id="alive", now=clock)  # type: ignore[arg-type]
+    try:
+        assert (await recording_hygiene(survivor, now=clock.at))["resumed"] == []  # lease held
+        clock.at += rec.LEASE + timedelta(seconds=1)
+        assert (await recording_hygiene(survivor, now=clock.at))["resumed"] == [row.id]
+        await asyncio.gather(*survivor.tasks)
+    finally:
+        await survivor.aclose()
+
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and row.sha256 == sha(data)
+    assert download_server.requests == [("fresh", "bytes=123457-")]
+    assert stored_files(storage_dir) == [storage_dir / row.storage_name]
+    assert (storage_dir / row.storage_name).read_bytes() == data
+
+
+async def test_fetch__too_large_fails_with_a_code_and_keeps_nothing(
+    fetcher, download_server, storage_dir, settings
+) -> None:
+    settings.TELEPHONY_RECORDING_MAX_BYTES = 100_000
+    download_server.files["a.mp3"] = audio(SIZE)
+    row = await make_row()
+    result = await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    row = await refreshed(row)
+    assert result["error"] == "too_large"
+    assert (row.status, row.error_code, row.lease_until) == (RecordingStatus.FAILED, "too_large", None)
+    assert stored_files(storage_dir) == [] and spool_files(settings) == []
+
+
+async def test_fetch__recording_gone_at_telnyx_fails_the_row(fetcher, download_server) -> None:
+    download_server.files["a.mp3"] = audio(SIZE)
+    download_server.expired.add("old")
+    row = await make_row("rec-gone")
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3", "old"))
+    row = await refreshed(row)
+    assert (row.status, row.error_code) == (RecordingStatus.FAILED, "gone_at_provider")
+
+
+async def test_fetch__delete_remote_only_after_the_verified_store(
+    fetcher, fake, download_server, settings, monkeypatch
+) -> None:
+    settings.TELEPHONY_RECORDING_DELETE_REMOTE = True
+    download_server.files["a.mp3"] = audio(SIZE)
+    fake.add("rec-1", "a.mp3")
+    row = await make_row("rec-1")
+    real_store = rec.store_verified
+
+    def broken_store(*a: Any) -> None:
+        from telephony.exceptions import RecordingFetchFailed  # noqa: PLC0415
+
+        raise RecordingFetchFailed(reason="checksum_mismatch")
+
+    monkeypatch.setattr(rec, "store_verified", broken_store)
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    assert fake.deletes == []  # not verified: Telnyx's copy is all there is
+    assert (await refreshed(row)).remote_deleted_at is None
+
+    monkeypatch.setattr(rec, "store_verified", real_store)
+    await Recording.objects.filter(pk=row.pk).aupdate(lease_until=None)
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and fake.deletes == ["rec-1"]
+    assert row.remote_deleted_at is not None
+
+
+async def test_fetch__failed_remote_delete_is_retried_by_hygiene(
+    fetcher, fake, download_server, settings
+) -> None:
+    from telephony.exceptions import ProviderUnavailable  # noqa: PLC0415
+
+    settings.TELEPHONY_RECORDING_DELETE_REMOTE = True
+    download_server.files["a.mp3"] = audio(SIZE)
+    fake.add("rec-1", "a.mp3")
+    fake.fail_deletes = ProviderUnavailable(reason="http_503")
+    row = await make_row("rec-1")
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and row.remote_deleted_at is None
+
+    fake.fail_deletes = None
+    assert (await recording_hygiene(fetcher))["remote_deleted"] == 1
+    assert fake.deletes == ["rec-1"] and (await refreshed(row)).remote_deleted_at is not None
+
+
+async def test_fetch__server_ignoring_range_restarts_the_spool(
+    fetcher, download_server, fake
+) -> None:
+    data = audio(SIZE)
+    download_server.files["a.mp3"] = data
+    download_server.ignore_range = True
+    row = await make_row()
+    spool = rec.spool_path(row)
+    spool.parent.mkdir(parents=True)
+    spool.write_bytes(b"x" * 5000)  # garbage from an earlier attempt
+    await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    row = await refreshed(row)
+    assert row.status == RecordingStatus.STORED and row.sha256 == sha(data)
