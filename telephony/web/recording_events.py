@@ -25,8 +25,10 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from telephony.events import push_call
+from telephony.legs import decode_client_state
 from telephony.models import Call, Recording, RecordingStatus
 from telephony.protocol import CHANNEL, NO_REPLY, Request
+from telephony.web.call_events import afind_call
 
 if TYPE_CHECKING:
     from telephony.web.webhooks import TelnyxEvent
@@ -43,8 +45,6 @@ FORMATS = ("mp3", "wav")
 
 async def areceive_recording_event(event: TelnyxEvent, call: Call | None) -> None:
     """Apply a verified, first-seen recording webhook to the record."""
-    if call is None:
-        call = await _call_by_session(event)
     if event.event_type == "call.recording.saved":
         row, url = await arecording_saved(event, call)
         if row.status == RecordingStatus.PENDING:
@@ -53,9 +53,17 @@ async def areceive_recording_event(event: TelnyxEvent, call: Call | None) -> Non
         await arecording_error(event, call)
 
 
-async def _call_by_session(event: TelnyxEvent) -> Call | None:
-    # The spec's recording events carry no call_control_id; the session id still names
-    # the call when client_state is not ours.
+async def afind_recording_call(event: TelnyxEvent) -> Call | None:
+    """The call a recording event is about. With a call_control_id, as for call events;
+    the spec's recording events carry none, so then our client_state (signed by Telnyx,
+    set by us) names it alone, and failing that the call session."""
+    if event.text("call_control_id"):
+        found, _ = await afind_call(event)
+        if found is not None:
+            return found
+    decoded = decode_client_state(event.payload.get("client_state"))
+    if decoded is not None and (call := await Call.objects.filter(pk=decoded[0]).afirst()):
+        return call
     session = event.text("call_session_id")
     return await Call.objects.filter(call_session_id=session).afirst() if session else None
 

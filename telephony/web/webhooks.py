@@ -41,7 +41,11 @@ from telephony.legs import Leg
 from telephony.models import WebhookEvent
 from telephony.protocol import CHANNEL, NO_REPLY, Request
 from telephony.web.call_events import aapply_event, afind_call
-from telephony.web.recording_events import RECORDING_EVENTS, areceive_recording_event
+from telephony.web.recording_events import (
+    RECORDING_EVENTS,
+    afind_recording_call,
+    areceive_recording_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +171,10 @@ async def areceive_event(event: TelnyxEvent) -> bool:
     rather than taken for a replay (applying twice is harmless: updates only move forward).
     A replay is neither applied nor forwarded: it changes nothing.
     """
-    call, leg = await afind_call(event)
+    if event.event_type in RECORDING_EVENTS:
+        call, leg = await afind_recording_call(event), None
+    else:
+        call, leg = await afind_call(event)
     try:
         stored = await WebhookEvent.objects.acreate(
             event_id=event.event_id,

@@ -127,7 +127,9 @@ async def test_fetch__link_past_its_lifetime_is_not_even_tried(
     download_server.files["a.mp3"] = audio(SIZE)
     fake.add("rec-1", "a.mp3")
     row = await make_row("rec-1")
-    await fetcher.fetch(row.id, url=download_server.url("a.mp3", "old"), url_expires_at=time.time() - 1)
+    await fetcher.fetch(
+        row.id, url=download_server.url("a.mp3", "old"), url_expires_at=time.time() - 1
+    )
     assert [t for t, _ in download_server.requests] == ["fresh"]
     assert (await refreshed(row)).status == RecordingStatus.STORED
 
@@ -169,7 +171,10 @@ async def test_fetch__cut_off_download_resumes_with_range_to_the_same_sha256(
 
     row = await refreshed(row)
     assert row.status == RecordingStatus.STORED and row.sha256 == sha(data)
-    assert download_server.requests[-1][1].startswith("bytes=") and download_server.requests[-1][1] != "bytes=0-"
+    assert (
+        download_server.requests[-1][1].startswith("bytes=")
+        and download_server.requests[-1][1] != "bytes=0-"
+    )
     assert stored_files(storage_dir) == [storage_dir / row.storage_name]
     assert row.attempts == 2 and spool_files(settings) == []
 
@@ -216,7 +221,11 @@ async def test_fetch__too_large_fails_with_a_code_and_keeps_nothing(
     result = await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
     row = await refreshed(row)
     assert result["error"] == "too_large"
-    assert (row.status, row.error_code, row.lease_until) == (RecordingStatus.FAILED, "too_large", None)
+    assert (row.status, row.error_code, row.lease_until) == (
+        RecordingStatus.FAILED,
+        "too_large",
+        None,
+    )
     assert stored_files(storage_dir) == [] and spool_files(settings) == []
 
 

@@ -66,8 +66,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--older-than: {e}.", returncode=2) from None
         if older_than is None:
             raise CommandError(
-                "Nothing to purge by: pass --older-than or set "
-                "TELEPHONY_RECORDING_RETENTION_DAYS.",
+                "Nothing to purge by: pass --older-than or set TELEPHONY_RECORDING_RETENTION_DAYS.",
                 returncode=2,
             )
         report = asyncio.run(self._run(older_than, bool(opts["dry_run"])))
