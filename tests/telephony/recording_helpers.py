@@ -124,6 +124,9 @@ class FakeRecordingsAdapter:
     ) -> list[RecordingInfo]:
         return [r for r in self.remote.values() if r.call_leg_id == call_leg_id]
 
+    async def aclose(self) -> None:
+        pass
+
     async def delete_recording(self, ctx: RequestContext, recording_id: str) -> bool:
         if self.fail_deletes is not None:
             raise self.fail_deletes

@@ -12,23 +12,25 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from telephony.exceptions import ProviderUnavailable, RecordingFetchFailed
 from telephony.models import Recording, RecordingStatus
 from telephony.worker import recordings as rec
 from telephony.worker.recording_retention import recording_hygiene
 from telephony.worker.recordings import RecordingFetcher, storage_name
+from tests.helpers import await_until
 from tests.telephony.recording_helpers import (
     Clock,
     DownloadServer,
     FakeRecordingsAdapter,
     audio,
-    download_server,  # noqa: F401 (fixture)
     make_row,
     sha,
     spool_files,
-    storage_dir,  # noqa: F401 (fixture)
     stored_files,
 )
+from tests.telephony.test_webhooks import event, post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 
@@ -42,7 +44,7 @@ def fake(download_server: DownloadServer) -> FakeRecordingsAdapter:
 
 @pytest.fixture
 async def fetcher(fake: FakeRecordingsAdapter, storage_dir: Any) -> Any:
-    f = RecordingFetcher(fake, worker_id="w1", now=Clock())  # type: ignore[arg-type]
+    f = RecordingFetcher(fake, worker_id="w1", now=Clock())
     yield f
     await f.aclose()
 
@@ -76,8 +78,8 @@ async def test_fetch__two_concurrent_fetches_make_one_file(
     download_server.files["a.mp3"] = audio(SIZE)
     download_server.chunk_delay = 0.02  # the first is still downloading when the second comes
     row = await make_row()
-    one = RecordingFetcher(fake, worker_id="w1")  # type: ignore[arg-type]
-    two = RecordingFetcher(fake, worker_id="w2")  # type: ignore[arg-type]
+    one = RecordingFetcher(fake, worker_id="w1")
+    two = RecordingFetcher(fake, worker_id="w2")
     try:
         results = await asyncio.gather(
             one.fetch(row.id, url=download_server.url("a.mp3")),
@@ -140,6 +142,7 @@ async def test_fetch__webhook_without_recording_id_is_resolved_by_leg_and_start(
     download_server.files["a.mp3"] = audio(SIZE)
     download_server.expired.add("old")
     row = await make_row("leg:leg-1:2030-01-01T12:00:00+00:00")
+    assert row.started_at is not None
     fake.add("rec-real", "a.mp3", started_at=row.started_at)
     fake.add("rec-other", "a.mp3", started_at=row.started_at + timedelta(minutes=1))
 
@@ -164,6 +167,7 @@ async def test_fetch__cut_off_download_resumes_with_range_to_the_same_sha256(
     assert row.status == RecordingStatus.PENDING and row.error_code == "connection_lost"
     assert spool_files(settings)[0].stat().st_size >= 65536
 
+    assert row.lease_until is not None
     fetcher.now.at = row.lease_until + timedelta(seconds=1)  # the backoff has passed
     result = await recording_hygiene(fetcher, now=fetcher.now.at)
     assert result["resumed"] == [row.id]
@@ -187,7 +191,7 @@ async def test_fetch__worker_death_mid_download__lease_lapses_and_another_resume
     fake.add("rec-1", "a.mp3")
     row = await make_row("rec-1")
     clock = Clock()
-    dead = RecordingFetcher(fake, worker_id="dead", now=clock)  # type: ignore[arg-type]
+    dead = RecordingFetcher(fake, worker_id="dead", now=clock)
     assert await dead._claim(row.id) is not None  # it claimed, spooled part, then was killed
     spool = rec.spool_path(row)
     spool.parent.mkdir(parents=True)
@@ -196,7 +200,7 @@ async def test_fetch__worker_death_mid_download__lease_lapses_and_another_resume
     (storage_dir / storage_name(row)).parent.mkdir(parents=True)
     (storage_dir / storage_name(row)).write_bytes(b"half a file")
 
-    survivor = RecordingFetcher(fake, worker_id="alive", now=clock)  # type: ignore[arg-type]
+    survivor = RecordingFetcher(fake, worker_id="alive", now=clock)
     try:
         assert (await recording_hygiene(survivor, now=clock.at))["resumed"] == []  # lease held
         clock.at += rec.LEASE + timedelta(seconds=1)
@@ -248,8 +252,6 @@ async def test_fetch__delete_remote_only_after_the_verified_store(
     real_store = rec.store_verified
 
     def broken_store(*a: Any) -> None:
-        from telephony.exceptions import RecordingFetchFailed  # noqa: PLC0415
-
         raise RecordingFetchFailed(reason="checksum_mismatch")
 
     monkeypatch.setattr(rec, "store_verified", broken_store)
@@ -268,8 +270,6 @@ async def test_fetch__delete_remote_only_after_the_verified_store(
 async def test_fetch__failed_remote_delete_is_retried_by_hygiene(
     fetcher, fake, download_server, settings
 ) -> None:
-    from telephony.exceptions import ProviderUnavailable  # noqa: PLC0415
-
     settings.TELEPHONY_RECORDING_DELETE_REMOTE = True
     download_server.files["a.mp3"] = audio(SIZE)
     fake.add("rec-1", "a.mp3")
@@ -297,3 +297,30 @@ async def test_fetch__server_ignoring_range_restarts_the_spool(
     await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
     row = await refreshed(row)
     assert row.status == RecordingStatus.STORED and row.sha256 == sha(data)
+
+
+async def test_fetch__webhook_to_stored_file_through_an_in_process_worker(
+    in_process_workers, key, call, download_server, storage_dir, settings
+) -> None:
+    """The whole road: signed webhook -> row -> ``recording.fetch`` on the layer -> worker."""
+    settings.TELNYX_API_KEY, settings.TELNYX_BASE_URL = "KEY-unused", "http://127.0.0.1:9/v2"
+    data = audio(SIZE)
+    download_server.files["a.mp3"] = data
+    await in_process_workers.start()
+    body = event(
+        "call.recording.saved",
+        call,
+        at=timezone.now(),
+        recording_id="rec-e2e",
+        channels="dual",
+        recording_urls={"mp3": download_server.url("a.mp3")},
+    )
+    assert (await post(key, body)).status_code == 204
+
+    async def stored() -> bool:
+        return await Recording.objects.filter(status=RecordingStatus.STORED).aexists()
+
+    await await_until(stored, timeout=10)
+    row = await Recording.objects.aget()
+    assert row.call_id == call.id and row.sha256 == sha(data)
+    assert stored_files(storage_dir) == [storage_dir / row.storage_name]

@@ -17,7 +17,7 @@ from telephony.legs import Leg, encode_client_state
 from telephony.models import Call, Recording, RecordingStatus, WebhookEvent
 from telephony.protocol import CHANNEL, Request
 from telephony.web.recording_events import FETCH_NAMESPACE
-from tests.telephony.test_webhooks import T0, call, event, key, post  # noqa: F401 (fixtures)
+from tests.telephony.test_webhooks import T0, event, post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 
