@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,15 @@ class RecordingInfo:
     ended_at: datetime | None
     duration_millis: int | None
     download_urls: dict[str, str]
+
+
+class RecordingsApi(Protocol):
+    """What the recording pipeline needs of Telnyx (the adapter; a fake in tests)."""
+
+    async def get_recording(self, ctx: RequestContext, recording_id: str) -> RecordingInfo: ...
+
+    async def list_recordings(
+        self, ctx: RequestContext, *, call_leg_id: str = "", call_session_id: str = ""
+    ) -> list[RecordingInfo]: ...
+
+    async def delete_recording(self, ctx: RequestContext, recording_id: str) -> bool: ...

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 RESUME_CONCURRENCY = 2  # background resumptions per worker at once
 FRESH_ROW_GRACE = timedelta(seconds=60)  # a new row's own fetch request is likely in flight
 PASS_LIMIT = 200  # rows purged per hygiene pass
-NO_REMOTE_COPY = ("gone_at_provider", "unresolvable")
+NO_REMOTE_COPY = ("gone_at_provider", "unresolvable", "duplicate")
 
 
 def retention_age() -> timedelta | None:

@@ -41,8 +41,8 @@ from django.utils import timezone
 
 from telephony import exceptions as exc
 from telephony.models import Recording, RecordingStatus
-from telephony.worker.adapter_recordings import RecordingOperations
-from telephony.worker.provider import RequestContext
+from telephony.worker import recording_remote as remote
+from telephony.worker.provider import RecordingsApi, RequestContext
 from telephony.worker.recording_download import download_to_spool
 from telephony.worker.recording_store import store_verified
 
@@ -52,7 +52,7 @@ LEASE = timedelta(seconds=120)  # renewed while bytes arrive; lapses soon after 
 RENEW_EVERY = 30.0  # seconds between lease renewals during a download
 MAX_ATTEMPTS = 8  # then the row is failed (``gave_up``)
 MAX_REFRESHES = 2  # fresh links asked for per attempt
-PERMANENT_REASONS = ("gone_at_provider", "unresolvable")
+PERMANENT_REASONS = ("gone_at_provider", "unresolvable", "duplicate")
 URL_MARGIN = 15.0  # seconds: a link this close to its expiry counts as expired
 
 
@@ -68,11 +68,6 @@ def spool_path(row: Recording) -> Path:
 def storage_name(row: Recording) -> str:
     """Deterministic: the same recording always lands on the same name."""
     return f"{row.created_at:%Y/%m}/{row.id}.{row.format or 'bin'}"
-
-
-def has_telnyx_id(row: Recording) -> bool:
-    """False while the row's key is our stand-in (``leg:``/``event:``), not Telnyx's id."""
-    return not row.telnyx_recording_id.startswith(("leg:", "event:"))
 
 
 class Lease:
@@ -99,7 +94,7 @@ class RecordingFetcher:
 
     def __init__(
         self,
-        adapter: RecordingOperations,
+        adapter: RecordingsApi,
         *,
         worker_id: str,
         now: Callable[[], datetime] = timezone.now,
@@ -192,7 +187,7 @@ class RecordingFetcher:
             if not url:
                 if refreshes >= MAX_REFRESHES:
                     raise exc.RecordingFetchFailed("Fresh links expired too.", reason="url_expired")
-                url = await self._fresh_url(row, rid)
+                url = await remote.fresh_url(self.adapter, row, rid)
                 refreshes += 1
             try:
                 got = await download_to_spool(
@@ -234,75 +229,9 @@ class RecordingFetcher:
             await self.delete_remote(row, rid)
         return {"recording_id": str(row.id), "status": RecordingStatus.STORED, "claimed": True}
 
-    # -- Telnyx ----------------------------------------------------------------------------
-
-    def ctx(self, rid: str, step: str) -> RequestContext:
-        timeout = float(settings.TELEPHONY_REQUEST_TIMEOUT)
-        return RequestContext(f"{rid}-{step}", time.time() + timeout)
-
-    async def _fresh_url(self, row: Recording, rid: str) -> str:
-        """A fresh download link in the row's format, via ``GET /v2/recordings/{id}``."""
-        if not has_telnyx_id(row):
-            await self._resolve_id(row, rid)
-        try:
-            info = await self.adapter.get_recording(
-                self.ctx(rid, "refresh"), row.telnyx_recording_id
-            )
-        except exc.ProviderRejected as e:
-            if e.reason == "provider_not_found":
-                raise exc.RecordingFetchFailed(
-                    "Telnyx no longer has this recording.", reason="gone_at_provider"
-                ) from None
-            raise
-        url = info.download_urls.get(row.format) or next(iter(info.download_urls.values()), "")
-        if not url:
-            raise exc.RecordingFetchFailed(
-                "Telnyx gave no download link.", reason="no_download_url"
-            )
-        if info.duration_millis is not None:
-            seconds = info.duration_millis / 1000
-            await Recording.objects.filter(pk=row.pk).aupdate(duration_seconds=seconds)
-        return url
-
-    async def _resolve_id(self, row: Recording, rid: str) -> None:
-        """Find Telnyx's id of a recording whose webhook named only its leg and start."""
-        if not row.call_leg_id and not row.call_session_id:
-            raise exc.RecordingFetchFailed(
-                "Nothing names this recording at Telnyx.", reason="unresolvable"
-            )
-        found = await self.adapter.list_recordings(
-            self.ctx(rid, "resolve"),
-            call_leg_id=row.call_leg_id,
-            call_session_id=row.call_session_id,
-        )
-        match = [r for r in found if row.started_at is None or r.started_at == row.started_at]
-        if len(match) != 1:
-            raise exc.RecordingFetchFailed(
-                f"{len(match)} recordings at Telnyx match this leg and start.",
-                reason="unresolvable",
-            )
-        row.telnyx_recording_id = match[0].id
-        await Recording.objects.filter(pk=row.pk).aupdate(telnyx_recording_id=match[0].id)
-
     async def delete_remote(self, row: Recording, rid: str) -> str:
         """Delete Telnyx's copy and record it; "" when done, else why not (logged)."""
-        try:
-            if not has_telnyx_id(row):
-                await self._resolve_id(row, rid)
-            await self.adapter.delete_recording(self.ctx(rid, "delete"), row.telnyx_recording_id)
-        except exc.TelephonyError as e:
-            logger.warning(
-                "[Telephony Recordings] request_id=%s recording_id=%s Telnyx's copy not "
-                "deleted: %s", rid, row.id, e.reason,
-            )  # fmt: skip
-            return e.reason
-        await Recording.objects.filter(pk=row.pk).aupdate(remote_deleted_at=self.now())
-        logger.info(
-            "[Telephony Recordings] request_id=%s recording_id=%s Telnyx's copy deleted",
-            rid,
-            row.id,
-        )
-        return ""
+        return await remote.delete_remote(self.adapter, row, rid, now=self.now())
 
     # -- the lease -------------------------------------------------------------------------
 
