@@ -29,7 +29,7 @@ from django.utils import timezone
 from telephony.models import Recording, RecordingStatus
 from telephony.services import aservice_event
 from telephony.worker.recording_store import recordings_storage
-from telephony.worker.recordings import LEASE, RecordingFetcher
+from telephony.worker.recordings import LEASE, MAX_ATTEMPTS, RecordingFetcher
 
 logger = logging.getLogger(__name__)
 
@@ -151,19 +151,20 @@ async def _fail(item: PurgeItem, lease: datetime, error: str) -> None:
 async def resume_lapsed(fetcher: RecordingFetcher, *, now: datetime) -> list[uuid.UUID]:
     """Start background fetches of pending rows nobody holds (a worker died, or no worker
     was up when the webhook came); they ask Telnyx for fresh links and resume the spool."""
+    unclaimed = Recording.objects.filter(
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=now - FRESH_ROW_GRACE),
+        status=RecordingStatus.PENDING,
+    )
+    # Workers that keep dying on it (a crash, an OOM kill) never reach their own give-up.
+    if given_up := await unclaimed.filter(attempts__gte=MAX_ATTEMPTS).aupdate(
+        status=RecordingStatus.FAILED, error_code="gave_up", lease_until=None
+    ):
+        logger.warning("[Telephony Recordings] %d recording(s) given up after %d attempts",
+                       given_up, MAX_ATTEMPTS)  # fmt: skip
     room = RESUME_CONCURRENCY - len(fetcher.tasks)
     if room <= 0:
         return []
-    ids = [
-        pk
-        async for pk in Recording.objects.filter(
-            Q(lease_until__lt=now)
-            | Q(lease_until__isnull=True, created_at__lt=now - FRESH_ROW_GRACE),
-            status=RecordingStatus.PENDING,
-        )
-        .order_by("created_at")
-        .values_list("id", flat=True)[:room]
-    ]
+    ids = [pk async for pk in unclaimed.order_by("created_at").values_list("id", flat=True)[:room]]
     for pk in ids:
         logger.info("[Telephony Recordings] recording_id=%s pending and unclaimed: resuming", pk)
         fetcher.spawn(pk)

@@ -324,3 +324,14 @@ async def test_fetch__webhook_to_stored_file_through_an_in_process_worker(
     row = await Recording.objects.aget()
     assert row.call_id == call.id and row.sha256 == sha(data)
     assert stored_files(storage_dir) == [storage_dir / row.storage_name]
+
+
+async def test_hygiene__a_row_whose_workers_keep_dying_is_given_up(fetcher, fake) -> None:
+    row = await make_row("rec-1", attempts=rec.MAX_ATTEMPTS)
+    await Recording.objects.filter(pk=row.pk).aupdate(
+        lease_until=fetcher.now() - timedelta(seconds=1)
+    )
+    assert (await recording_hygiene(fetcher, now=fetcher.now()))["resumed"] == []
+    row = await refreshed(row)
+    assert (row.status, row.error_code, row.lease_until) == ("failed", "gave_up", None)
+    assert fake.gets == []
