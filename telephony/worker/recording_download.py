@@ -136,7 +136,7 @@ async def download_to_spool(
                     digest.update(chunk)
                     if on_progress is not None:
                         await on_progress(size)
-    except httpx.HTTPError as e:  # the URL stays out of the message: only the error's kind
+    except (httpx.HTTPError, httpx.InvalidURL) as e:  # the URL stays out: only the error's kind
         raise RecordingFetchFailed(
             f"The download broke off ({type(e).__name__}).", reason="connection_lost"
         ) from None

@@ -81,7 +81,7 @@ async def download_server() -> AsyncIterator[DownloadServer]:
     server = DownloadServer(port=free_port())
     app = web.Application()
     app.router.add_get("/r/{name}", server.handle)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)  # its lines hold the links
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", server.port).start()
     try:

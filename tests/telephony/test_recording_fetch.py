@@ -7,6 +7,7 @@ API, a recordings storage in a tmp dir per test, an injected clock for leases.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -106,8 +107,9 @@ async def test_fetch__a_replayed_request_after_storing_changes_nothing(
 
 
 async def test_fetch__expired_link_gets_fresh_urls_from_telnyx(
-    fetcher, fake, download_server, storage_dir
+    fetcher, fake, download_server, storage_dir, caplog
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     data = audio(SIZE)
     download_server.files["a.mp3"] = data
     download_server.expired.add("old")
@@ -121,6 +123,7 @@ async def test_fetch__expired_link_gets_fresh_urls_from_telnyx(
     assert fake.gets == ["rec-1"]
     assert [t for t, _ in download_server.requests] == ["old", "fresh"]
     assert row.duration_seconds == 61.5  # Telnyx's duration_millis, learnt on the way
+    assert "token=" not in caplog.text  # download links are secrets
 
 
 async def test_fetch__link_past_its_lifetime_is_not_even_tried(
@@ -153,8 +156,9 @@ async def test_fetch__webhook_without_recording_id_is_resolved_by_leg_and_start(
 
 
 async def test_fetch__cut_off_download_resumes_with_range_to_the_same_sha256(
-    fetcher, download_server, fake, storage_dir, settings
+    fetcher, download_server, fake, storage_dir, settings, caplog
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     data = audio(SIZE)
     download_server.files["a.mp3"] = data
     download_server.cut_after = 100_000
@@ -181,6 +185,7 @@ async def test_fetch__cut_off_download_resumes_with_range_to_the_same_sha256(
     )
     assert stored_files(storage_dir) == [storage_dir / row.storage_name]
     assert row.attempts == 2 and spool_files(settings) == []
+    assert "connection_lost" in caplog.text and "token=" not in caplog.text
 
 
 async def test_fetch__worker_death_mid_download__lease_lapses_and_another_resumes(
@@ -335,3 +340,10 @@ async def test_hygiene__a_row_whose_workers_keep_dying_is_given_up(fetcher, fake
     row = await refreshed(row)
     assert (row.status, row.error_code, row.lease_until) == ("failed", "gave_up", None)
     assert fake.gets == []
+
+
+async def test_fetch__a_malformed_link_fails_without_showing_it(fetcher, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    row = await make_row()
+    result = await fetcher.fetch(row.id, url="http://[bad-host/r/a.mp3?token=secret")
+    assert result["error"] == "connection_lost" and "secret" not in caplog.text
