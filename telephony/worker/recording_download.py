@@ -13,9 +13,12 @@ or log line here contains it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
+import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,38 @@ class Downloaded:
     size: int
     sha256: str
     resumed_from: int
+
+
+def lock_path(spool: Path) -> Path:
+    return spool.with_name(spool.name + ".lock")
+
+
+@contextmanager
+def spool_lock(spool: Path) -> Iterator[None]:
+    """Hold the spool for one attempt, or raise ``spool_busy`` at once.
+
+    A lease can lapse while its worker is alive but stalled; without this, the worker that
+    takes over on the same host would append to the same spool file. ``flock`` is dropped
+    by the kernel when its holder dies, so a dead worker's spool is free at once.
+    """
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(spool), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RecordingFetchFailed(
+                "Another attempt is still writing this spool.", reason="spool_busy"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def discard_spool(spool: Path) -> None:
+    """Remove a spool and its lock file (the recording is stored, or given up)."""
+    spool.unlink(missing_ok=True)
+    lock_path(spool).unlink(missing_ok=True)
 
 
 def _hash_file(path: Path, upto: int) -> hashlib._Hash:

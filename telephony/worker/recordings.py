@@ -43,7 +43,7 @@ from telephony import exceptions as exc
 from telephony.models import Recording, RecordingStatus
 from telephony.worker import recording_remote as remote
 from telephony.worker.provider import RecordingsApi, RequestContext
-from telephony.worker.recording_download import download_to_spool
+from telephony.worker.recording_download import discard_spool, download_to_spool, spool_lock
 from telephony.worker.recording_store import store_verified
 
 logger = logging.getLogger(__name__)
@@ -176,12 +176,17 @@ class RecordingFetcher:
         self, row: Recording, lease: Lease, rid: str, url: str, expires_at: float | None
     ) -> dict[str, Any]:
         spool = spool_path(row)
+        if expires_at is not None and time.time() > expires_at - URL_MARGIN:
+            url = ""  # do not even try a link past its lifetime
+        with spool_lock(spool):
+            return await self._fetch_locked(row, lease, rid, url, spool)
 
+    async def _fetch_locked(
+        self, row: Recording, lease: Lease, rid: str, url: str, spool: Path
+    ) -> dict[str, Any]:
         async def renew(_size: int = 0) -> None:
             await lease.renew(self.now())
 
-        if expires_at is not None and time.time() > expires_at - URL_MARGIN:
-            url = ""  # do not even try a link past its lifetime
         refreshes = 0
         while True:
             if not url:
@@ -218,7 +223,7 @@ class RecordingFetcher:
             lease_until=None,
             error_code="",
         )
-        spool.unlink(missing_ok=True)
+        discard_spool(spool)
         if not stored:
             raise exc.RecordingFetchFailed("Our lease was taken over.", reason="lease_lost")
         logger.info(
@@ -262,7 +267,7 @@ class RecordingFetcher:
             await Recording.objects.filter(pk=row.pk, lease_until=lease.until).aupdate(
                 status=status, error_code=err.reason if permanent else "gave_up", lease_until=None
             )
-            spool_path(row).unlink(missing_ok=True)
+            discard_spool(spool_path(row))
         else:
             status = RecordingStatus.PENDING
             await Recording.objects.filter(pk=row.pk, lease_until=lease.until).aupdate(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from telephony.exceptions import ProviderUnavailable, RecordingFetchFailed
 from telephony.models import Recording, RecordingStatus
 from telephony.worker import recordings as rec
+from telephony.worker.recording_download import spool_lock
 from telephony.worker.recording_retention import recording_hygiene
 from telephony.worker.recordings import RecordingFetcher, storage_name
 from tests.helpers import await_until
@@ -347,3 +348,20 @@ async def test_fetch__a_malformed_link_fails_without_showing_it(fetcher, caplog)
     row = await make_row()
     result = await fetcher.fetch(row.id, url="http://[bad-host/r/a.mp3?token=secret")
     assert result["error"] == "connection_lost" and "secret" not in caplog.text
+
+
+async def test_fetch__a_stalled_but_alive_holder_keeps_its_spool(
+    fetcher, fake, download_server, settings
+) -> None:
+    """Its lease lapsed, but it still holds the spool: the next claimant backs off rather
+    than append to the same file (the kernel frees the lock when the holder dies)."""
+    download_server.files["a.mp3"] = audio(SIZE)
+    row = await make_row()
+    spool = rec.spool_path(row)
+    spool.parent.mkdir(parents=True)
+    spool.write_bytes(b"partial")
+    with spool_lock(spool):  # the stalled worker
+        result = await fetcher.fetch(row.id, url=download_server.url("a.mp3"))
+    assert result["error"] == "spool_busy" and download_server.requests == []
+    assert spool.read_bytes() == b"partial"
+    assert (await refreshed(row)).status == RecordingStatus.PENDING
