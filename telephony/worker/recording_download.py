@@ -161,7 +161,7 @@ async def download_to_spool(
                 raise RecordingTooLarge(f"The recording is {total} bytes; at most {max_bytes}.")
             size = have
             with open(spool, "ab" if have else "wb") as fh:  # noqa: ASYNC230 (page-cache writes)
-                async for chunk in resp.aiter_raw(CHUNK):
+                async for chunk in resp.aiter_raw():  # as read: a cut loses nothing
                     size += len(chunk)
                     if size > max_bytes:
                         fh.close()
