@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 RESUME_CONCURRENCY = 2  # background resumptions per worker at once
 FRESH_ROW_GRACE = timedelta(seconds=60)  # a new row's own fetch request is likely in flight
 PASS_LIMIT = 200  # rows purged per hygiene pass
+REMOTE_RETRY = timedelta(minutes=10)  # between attempts at deleting one Telnyx copy
 NO_REMOTE_COPY = ("gone_at_provider", "unresolvable", "duplicate")
 
 
@@ -171,14 +172,28 @@ async def resume_lapsed(fetcher: RecordingFetcher, *, now: datetime) -> list[uui
     return ids
 
 
-async def retry_remote_deletes(fetcher: RecordingFetcher, *, limit: int = 20) -> int:
-    """Delete Telnyx's copies that an earlier delete failed to remove; how many went."""
+async def retry_remote_deletes(fetcher: RecordingFetcher, *, now: datetime, limit: int = 20) -> int:
+    """Delete Telnyx's copies that an earlier delete failed to remove; how many went.
+
+    Each row is claimed for ``REMOTE_RETRY`` first: one worker at a time tries it, and a
+    delete that keeps failing (credentials, an outage) is tried again that much later,
+    not on every pass.
+    """
     done = 0
-    rows = Recording.objects.filter(
-        status=RecordingStatus.STORED, remote_deleted_at__isnull=True
-    ).order_by("stored_at")[:limit]
-    async for row in rows:
-        done += not await fetcher.delete_remote(row, f"hygiene-{row.id}")
+    due = Recording.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+        status=RecordingStatus.STORED,
+        remote_deleted_at__isnull=True,
+    ).order_by("stored_at")
+    async for row in due[:limit]:
+        lease = now + REMOTE_RETRY
+        if not await Recording.objects.filter(pk=row.pk, lease_until=row.lease_until).aupdate(
+            lease_until=lease
+        ):
+            continue  # another worker took it
+        if not await fetcher.delete_remote(row, f"hygiene-{row.id}"):
+            done += 1
+            await Recording.objects.filter(pk=row.pk, lease_until=lease).aupdate(lease_until=None)
     return done
 
 
@@ -191,7 +206,7 @@ async def recording_hygiene(
     try:
         result["resumed"] = await resume_lapsed(fetcher, now=now)
         if settings.TELEPHONY_RECORDING_DELETE_REMOTE:
-            result["remote_deleted"] = await retry_remote_deletes(fetcher)
+            result["remote_deleted"] = await retry_remote_deletes(fetcher, now=now)
         if (age := retention_age()) is not None:
             report = await apurge_recordings(
                 fetcher,

@@ -19,7 +19,7 @@ from telephony.exceptions import ProviderUnavailable, RecordingFetchFailed
 from telephony.models import Recording, RecordingStatus
 from telephony.worker import recordings as rec
 from telephony.worker.recording_download import spool_lock
-from telephony.worker.recording_retention import recording_hygiene
+from telephony.worker.recording_retention import REMOTE_RETRY, recording_hygiene
 from telephony.worker.recordings import RecordingFetcher, storage_name
 from tests.helpers import await_until
 from tests.telephony.recording_helpers import (
@@ -285,9 +285,15 @@ async def test_fetch__failed_remote_delete_is_retried_by_hygiene(
     row = await refreshed(row)
     assert row.status == RecordingStatus.STORED and row.remote_deleted_at is None
 
+    assert (await recording_hygiene(fetcher, now=fetcher.now()))["remote_deleted"] == 0
     fake.fail_deletes = None
-    assert (await recording_hygiene(fetcher))["remote_deleted"] == 1
-    assert fake.deletes == ["rec-1"] and (await refreshed(row)).remote_deleted_at is not None
+    # Tried again only after REMOTE_RETRY, not on every pass.
+    assert (await recording_hygiene(fetcher, now=fetcher.now()))["remote_deleted"] == 0
+    later = fetcher.now() + REMOTE_RETRY + timedelta(seconds=1)
+    assert (await recording_hygiene(fetcher, now=later))["remote_deleted"] == 1
+    row = await refreshed(row)
+    assert fake.deletes == ["rec-1"] and row.remote_deleted_at is not None
+    assert row.lease_until is None
 
 
 async def test_fetch__server_ignoring_range_restarts_the_spool(
