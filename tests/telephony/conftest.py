@@ -20,7 +20,12 @@ from telephony.state import now_ms
 from telephony.worker import main as worker_main
 from telephony.worker.main import TelephonyWorker
 from tests.helpers import ProcessTracker, await_until
-from tests.telephony.recording_helpers import download_server, storage_dir  # noqa: F401
+from tests.telephony.recording_helpers import (  # noqa: F401 (the recording tests' fixtures)
+    download_server,
+    fake,
+    fetcher,
+    storage_dir,
+)
 from tests.telephony.test_webhooks import call, key  # noqa: F401 (also the recording tests')
 
 FAST = {

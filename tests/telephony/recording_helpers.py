@@ -25,6 +25,7 @@ from django.utils import timezone
 from telephony import exceptions as exc
 from telephony.models import Recording
 from telephony.worker.provider import RecordingInfo, RequestContext
+from telephony.worker.recordings import RecordingFetcher
 from tests.helpers import free_port
 
 
@@ -132,6 +133,25 @@ class FakeRecordingsAdapter:
             raise self.fail_deletes
         self.deletes.append(recording_id)
         return self.remote.pop(recording_id, None) is not None
+
+
+@pytest.fixture
+def fake(download_server: DownloadServer) -> FakeRecordingsAdapter:
+    return FakeRecordingsAdapter(download_server)
+
+
+@pytest.fixture
+async def fetcher(
+    fake: FakeRecordingsAdapter, storage_dir: Path
+) -> AsyncIterator[RecordingFetcher]:
+    """A fetcher on the fake API, with an injected clock (``fetcher.now``)."""
+    f = RecordingFetcher(fake, worker_id="w1", now=Clock())
+    yield f
+    await f.aclose()
+
+
+async def refreshed(row: Recording) -> Recording:
+    return await Recording.objects.aget(pk=row.pk)
 
 
 @pytest.fixture

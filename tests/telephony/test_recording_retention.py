@@ -28,11 +28,6 @@ from tests.telephony.recording_helpers import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 
 
-@pytest.fixture
-def fake(download_server) -> FakeRecordingsAdapter:
-    return FakeRecordingsAdapter(download_server)
-
-
 async def stored_row(root: Path, telnyx_id: str, *, days_old: float, **kw: Any) -> Recording:
     row = await make_row(
         telnyx_id, created_at=timezone.now() - timedelta(days=days_old), status="stored", **kw
