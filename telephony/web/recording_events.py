@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from telephony.events import push_call
-from telephony.legs import decode_client_state
+from telephony.legs import Leg, decode_client_state
 from telephony.models import Call, Recording, RecordingStatus
 from telephony.protocol import CHANNEL, NO_REPLY, Request
 from telephony.web.call_events import afind_call
@@ -53,19 +53,21 @@ async def areceive_recording_event(event: TelnyxEvent, call: Call | None) -> Non
         await arecording_error(event, call)
 
 
-async def afind_recording_call(event: TelnyxEvent) -> Call | None:
-    """The call a recording event is about. With a call_control_id, as for call events;
-    the spec's recording events carry none, so then our client_state (signed by Telnyx,
-    set by us) names it alone, and failing that the call session."""
+async def afind_recording_call(event: TelnyxEvent) -> tuple[Call | None, Leg | None]:
+    """The call (and leg, when known) a recording event is about. With a call_control_id,
+    as for call events; the spec's recording events carry none, so then our client_state
+    (signed by Telnyx, set by us) names it alone, and failing that the call session."""
     if event.text("call_control_id"):
-        found, _ = await afind_call(event)
+        found, leg = await afind_call(event)
         if found is not None:
-            return found
+            return found, leg
     decoded = decode_client_state(event.payload.get("client_state"))
     if decoded is not None and (call := await Call.objects.filter(pk=decoded[0]).afirst()):
-        return call
+        return call, decoded[1]
     session = event.text("call_session_id")
-    return await Call.objects.filter(call_session_id=session).afirst() if session else None
+    if session and (call := await Call.objects.filter(call_session_id=session).afirst()):
+        return call, None
+    return None, None
 
 
 def recording_key(event: TelnyxEvent) -> str:

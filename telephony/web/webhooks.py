@@ -172,7 +172,7 @@ async def areceive_event(event: TelnyxEvent) -> bool:
     A replay is neither applied nor forwarded: it changes nothing.
     """
     if event.event_type in RECORDING_EVENTS:
-        call, leg = await afind_recording_call(event), None
+        call, leg = await afind_recording_call(event)
     else:
         call, leg = await afind_call(event)
     try:
