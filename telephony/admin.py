@@ -1,4 +1,5 @@
-"""Admin pages for the telephony record: credentials, calls, service and webhook events.
+"""Admin pages for the telephony record: credentials, calls, service and webhook events
+(recordings: :mod:`telephony.admin_recordings`).
 
 Everything here is read-only. These rows are written by the service (workers, webhooks,
 the reconciler, ``cleanup_credentials``); a hand-edited status or Telnyx id would make
@@ -18,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from telephony.admin_recordings import RecordingInline, listens_table
 from telephony.models import Call, Credential, ServiceEvent, WebhookEvent
 
 
@@ -170,6 +172,9 @@ class CallAdmin(ReadOnlyAdmin):
         "agent_ended_at",
         "customer_ended_at",
         "duration_seconds",
+        "is_recording",
+        "recording_error",
+        "listens",
         "updated_at",
         "deadline",
         "request_id",
@@ -178,7 +183,11 @@ class CallAdmin(ReadOnlyAdmin):
         "call_session_id",
     )
     readonly_fields = fields
-    inlines = (WebhookEventInline,)
+    inlines = (RecordingInline, WebhookEventInline)
+
+    @admin.display(description="Recording listens")
+    def listens(self, obj: Call) -> str:
+        return listens_table(obj)
 
 
 @admin.register(ServiceEvent)

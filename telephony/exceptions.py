@@ -19,6 +19,8 @@ Telnyx error titles only.
     ├── NotFound                         404 not_found
     ├── NoCredential                     409 no_credential
     ├── SeatLimit                        409 seat_limit (every seat held by an online agent)
+    ├── CallNotAnswered                  409 call_not_answered (recording needs a live call)
+    ├── RecordingDisabled                409 recording_disabled (policy is not on_demand)
     ├── RateLimited                      429 rate_limited
     ├── ProviderError                    502 provider_error
     │   ├── ProviderRejected             502 provider_error (Telnyx 4xx)
@@ -172,6 +174,22 @@ class SeatLimit(TelephonyError):
     )
 
 
+class CallNotAnswered(TelephonyError):
+    """Recording is started or stopped only while the customer is on the line."""
+
+    status = 409
+    code = "call_not_answered"
+    default_message = "The call is not answered: recording needs a call in progress."
+
+
+class RecordingDisabled(TelephonyError):
+    """The agent may toggle recording only under ``TELEPHONY_RECORDING=on_demand``."""
+
+    status = 409
+    code = "recording_disabled"
+    default_message = "Recording cannot be switched on or off here (TELEPHONY_RECORDING)."
+
+
 class RateLimited(TelephonyError):
     """Too many requests from this user; ``retry_after`` says when to come back."""
 
@@ -292,6 +310,8 @@ _REGISTRY: dict[str, type[TelephonyError]] = {
         NotFound,
         NoCredential,
         SeatLimit,
+        CallNotAnswered,
+        RecordingDisabled,
         RateLimited,
         ProviderError,
         ProviderRejected,

@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Case, CharField, F, Field, Q, TextField, Value, When
 from django.utils import timezone
 
-from telephony.models import Call, CallStatus, ServiceEvent, can_move
+from telephony.models import TERMINAL, Call, CallStatus, ServiceEvent, can_move
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,13 @@ def _movable_from(new: str) -> list[str]:
 async def acall_advance(
     *, call_id: uuid.UUID | str, status: str, fields: dict[str, Any] | None = None
 ) -> bool:
-    """Move a call to ``status`` (setting ``fields``) if that is forward; True if it moved."""
+    """Move a call to ``status`` (setting ``fields``) if that is forward; True if it moved.
+
+    A call that ends stops being recorded (Telnyx stops a recording with its call).
+    """
     values = {**(fields or {}), "status": status, "updated_at": timezone.now()}
+    if status in TERMINAL:
+        values["is_recording"] = False
     moved = await Call.objects.filter(id=call_id, status__in=_movable_from(status)).aupdate(
         **values
     )
@@ -91,6 +96,25 @@ async def acall_claim_customer_dial(*, call_id: uuid.UUID | str, now: datetime) 
     if claimed:
         logger.info("[Telephony Calls] call_id=%s -> ringing (dialling the customer)", call_id)
     return bool(claimed)
+
+
+async def acall_set_recording(*, call_id: uuid.UUID | str, recording: bool) -> bool:
+    """Set the call's recording flag; True if it changed.
+
+    On only while the customer is on the line (``answered``, no hangup asked for): a late
+    confirmation never marks an ended call as recording. Off always.
+    """
+    calls = Call.objects.filter(id=call_id, is_recording=not recording)
+    if recording:
+        calls = calls.filter(
+            status=CallStatus.ANSWERED, hangup_requested=False, customer_ended_at__isnull=True
+        )
+    changed = await calls.aupdate(is_recording=recording, updated_at=timezone.now())
+    if changed:
+        logger.info(
+            "[Telephony Calls] call_id=%s recording %s", call_id, "on" if recording else "off"
+        )
+    return bool(changed)
 
 
 async def acall_create_queued(

@@ -38,6 +38,7 @@ class Admin:
         app.router.add_post(f"{prefix}/webhooks", self.webhooks_post)
         app.router.add_post(f"{prefix}/reset", self.reset)
         app.router.add_post(f"{prefix}/clock", self.clock)
+        app.router.add_get(f"{prefix}/recordings", self.recordings)
 
     async def info(self, request: web.Request) -> web.Response:
         """The ready-line data."""
@@ -87,6 +88,26 @@ class Admin:
         self.sandbox.webhooks.settings = settings
         return web.json_response(settings.as_dict())
 
+    async def recordings(self, request: web.Request) -> web.Response:
+        """Every recording, whatever its state, with its file (for tests), by call."""
+        call = request.query.get("call_control_id")
+        items = [
+            {
+                "id": r.id,
+                "call_control_id": r.call.call_control_id,
+                "status": r.status,
+                "format": r.format,
+                "channels": r.channels,
+                "file_channels": r.file_channels,
+                "path": str(r.path) if r.path else None,
+                "size": r.size,
+                "duration_millis": r.duration_millis,
+            }
+            for r in self.sandbox.recordings.items.values()
+            if call in (None, r.call.call_control_id)
+        ]
+        return web.json_response(items)
+
     async def clock(self, request: web.Request) -> web.Response:
         """Move the store's clock ``{"offset_seconds": N}`` from real time, so that what is
         created next is dated then (tests of age and expiry without sleeping)."""
@@ -110,6 +131,7 @@ class Admin:
             self.sandbox.webhooks.settings = dataclasses.replace(self.sandbox.config.webhook)
             self.sandbox.store.reset()
             await self.sandbox.rtc.reset()
+            await self.sandbox.recordings.close()
         self.sandbox.log.clear()
         self.sandbox.faults.clear()
         self.sandbox.webhooks.deliveries.clear()

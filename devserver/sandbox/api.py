@@ -8,6 +8,8 @@ into Telnyx-shaped responses.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from datetime import datetime
@@ -19,7 +21,15 @@ from devserver.sandbox import errors, spec, tokens
 from devserver.sandbox.store import Connection, Credential, Store, paginate, parse_iso
 
 EXECUTED = web.RequestKey("sandbox.executed", bool)
-CALL_CONTROL = {"DialCall", "RetrieveCallStatus", "HangupCall"}
+CALL_CONTROL = {
+    "DialCall",
+    "RetrieveCallStatus",
+    "HangupCall",
+    "StartCallRecord",
+    "StopCallRecording",
+    "PauseCallRecording",
+    "ResumeCallRecording",
+}
 USER_NAME = re.compile(r"^[A-Za-z0-9]{4,32}$")
 CONNECTION_SORTS = {"created_at", "connection_name", "active"}
 
@@ -49,6 +59,18 @@ async def body(request: web.Request, operation: str) -> dict[str, Any]:
             raise errors.from_violations(violations, family=family)
     if not isinstance(value, dict):
         raise errors.invalid("/", "The request body must be a JSON object.")
+    return value
+
+
+def client_state(data: dict[str, Any]) -> str | None:
+    """The body's ``client_state``, which must be Base-64 (422 otherwise)."""
+    value = data.get("client_state")
+    if value is not None:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            detail = "client_state must be a valid Base-64 encoded string."
+            raise errors.invalid("/client_state", detail) from None
     return value
 
 

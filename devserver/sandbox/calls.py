@@ -11,20 +11,21 @@ live call at once.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from devserver.sandbox import errors
 from devserver.sandbox.api import body, reply
+from devserver.sandbox.api import client_state as check_client_state
 from devserver.sandbox.faults import DECISION, Decision
 from devserver.sandbox.store import Call, Store
 from devserver.sandbox.webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from devserver.sandbox.recordings import Recordings
 
 DIALLED = web.RequestKey("sandbox.dialled", Call)  # the call a Dial created, for the log
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -46,9 +47,10 @@ def _is_number(value: str) -> bool:
 class Calls:
     """The call control handlers, bound to one store and one webhook runner."""
 
-    def __init__(self, store: Store, webhooks: Webhooks) -> None:
+    def __init__(self, store: Store, webhooks: Webhooks, recordings: Recordings) -> None:
         self.store = store
         self.webhooks = webhooks
+        self.recordings = recordings
 
     async def dial(self, request: web.Request) -> web.Response:
         """DialCall: validates like call control, then starts the call's lifecycle."""
@@ -67,13 +69,7 @@ class Calls:
                 raise errors.invalid(
                     f"/{field}", detail, code="10016", title="Phone number must be in +E164 format"
                 )
-        client_state = data.get("client_state")
-        if client_state is not None:
-            try:
-                base64.b64decode(client_state, validate=True)
-            except (binascii.Error, ValueError):
-                detail = "client_state must be a valid Base-64 encoded string."
-                raise errors.invalid("/client_state", detail) from None
+        client_state = check_client_state(data)
         urls = {"webhook_url": data.get("webhook_url")} | {
             f"webhook_urls/{k}": v for k, v in (data.get("webhook_urls") or {}).items()
         }
@@ -94,7 +90,7 @@ class Calls:
         command_id = data.get("command_id")
         earlier = self.store.call_by_command(command_id) if command_id else None
         if earlier is not None:  # Telnyx ignores a repeated Dial with the same command_id
-            return web.json_response({"data": self._dialled(earlier, data)})
+            return web.json_response({"data": self._dialled(earlier)})
         call = self.store.call_create(
             connection_id=data["connection_id"],
             to=targets[0],
@@ -114,8 +110,10 @@ class Calls:
         call.outcome = decision.outcome
         call.media_stop_after, call.drop_after = decision.media_stop_after, decision.drop_after
         request[DIALLED] = call
+        recording = self.recordings.from_dial(call, data, decision)
+        call.recording_id = recording.id if recording is not None else None
         self.webhooks.call_started(call, driven=sip_user(call.to) is not None)
-        return reply(request, self._dialled(call, data))
+        return reply(request, self._dialled(call))
 
     def _linked(self, data: dict[str, Any]) -> Call | None:
         """The call ``link_to`` names; 422 when it is needed and missing, or unknown."""
@@ -133,7 +131,7 @@ class Calls:
         return linked
 
     @staticmethod
-    def _dialled(call: Call, data: dict[str, Any]) -> dict[str, Any]:
+    def _dialled(call: Call) -> dict[str, Any]:
         out: dict[str, Any] = {
             "call_control_id": call.call_control_id,
             "call_leg_id": call.call_leg_id,
@@ -143,8 +141,8 @@ class Calls:
         }
         if call.client_state is not None:
             out["client_state"] = call.client_state
-        if data.get("record") == "record-from-answer":
-            out["recording_id"] = str(uuid.uuid4())
+        if call.recording_id is not None:  # Dial with record: record-from-answer
+            out["recording_id"] = call.recording_id
         return out
 
     def _call(self, request: web.Request) -> Call:

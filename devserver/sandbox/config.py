@@ -31,3 +31,5 @@ class SandboxConfig:
     auto_answer_agents: float | None = None  # seconds: answer agent legs with no browser
     connection_id: str | None = None  # None: a fresh one
     call_connection_id: str | None = None
+    recordings_dir: Path | None = None  # None: a temporary directory, removed at exit
+    recording_url_ttl: float = 600.0  # seconds a signed recording URL lives

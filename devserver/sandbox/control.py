@@ -87,6 +87,25 @@ class SandboxControl:
         """Agent legs with no browser answered by the sandbox after ``delay`` s (None: off)."""
         self._call("POST", "rtc", {"auto_answer_agents": delay})
 
+    def recordings(self, call_control_id: str | None = None) -> list[dict[str, Any]]:
+        """The sandbox's recordings (any state), with file paths (optionally for one call)."""
+        path = "recordings" + (f"?call_control_id={call_control_id}" if call_control_id else "")
+        items: list[dict[str, Any]] = self._call("GET", path)
+        return items
+
+    def wait_recording(
+        self, call_control_id: str, *, status: str = "completed", timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Poll until a recording of the call reaches ``status``; SandboxError on timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.recordings(call_control_id) if r["status"] == status]
+            if found:
+                return found[0]
+            if time.monotonic() > end:
+                raise SandboxError(f"no {status} recording for {call_control_id}")
+            time.sleep(0.05)
+
     def set_clock(self, offset_seconds: float) -> None:
         """Date what the sandbox creates next ``offset_seconds`` from now (0: real time)."""
         self._call("POST", "clock", {"offset_seconds": offset_seconds})

@@ -32,6 +32,15 @@ OPERATIONS = (
     "DialCall",
     "RetrieveCallStatus",
     "HangupCall",
+    "StartCallRecord",
+    "StopCallRecording",
+    "PauseCallRecording",
+    "ResumeCallRecording",
+    "GetRecordings",
+    "GetRecording",
+    "DeleteRecording",
+    "DeleteRecordings",
+    "DownloadRecording",  # the sandbox's own: GET of a signed recording URL
 )
 SYNTAX = """\
 fault rules (--fault, repeatable):
@@ -54,6 +63,16 @@ fault rules (--fault, repeatable):
   media_stop_after=S  S seconds after answer the sandbox stops sending RTP to the agent
   drop_after=S        S seconds after answer the sandbox closes the agent's WebSocket
 
+  recording faults (DialCall with record, or StartCallRecord; the command succeeds):
+  recording_error         the recording ends in call.recording.error, not .saved
+  recording_urls_expired  call.recording.saved carries URLs that have already expired
+                          (GET /recordings/{id} still gives fresh ones)
+
+  download faults (DownloadRecording: fetching a signed recording URL):
+  download_bytes_per_s=B  send the file at B bytes per second
+  download_cut_after=N    close the connection after N bytes of the body
+  (latency, status and hang apply to downloads too)
+
   A rule for an operation overrides the '*' rule key by key; booleans may be bare
   (hang) or explicit (hang=1, hang=false). POST /_sandbox/faults takes the same
   keys as JSON, e.g. {"operation": "DialCall", "status": 503, "error_rate": 0.5}.
@@ -63,11 +82,20 @@ examples:
   --fault 'CreateTelephonyCredential:status=429,retry_after=2,count=1'
   --fault 'CreateTelephonyCredentialToken:hang' --fault 'RetrieveCallStatus:malformed'
   --fault 'DialCall:outcome=busy,count=1' --fault 'DialCall:media_stop_after=3'
+  --fault 'StartCallRecord:recording_error,count=1'
+  --fault 'DownloadRecording:download_cut_after=10000,count=1'
 """
 ALIASES = {"latency": "latency_ms", "rate": "error_rate"}
-BOOLEAN = {"hang", "malformed", "execute"}
+BOOLEAN = {"hang", "malformed", "execute", "recording_error", "recording_urls_expired"}
 OUTCOMES = ("busy", "no_answer")
 CALL_FAULTS = {"outcome", "media_stop_after", "drop_after"}
+RECORDING_FAULTS = {"recording_error", "recording_urls_expired"}
+DOWNLOAD_FAULTS = {"download_bytes_per_s", "download_cut_after"}
+SCOPES = (
+    (CALL_FAULTS, ("DialCall",)),
+    (RECORDING_FAULTS, ("DialCall", "StartCallRecord")),
+    (DOWNLOAD_FAULTS, ("DownloadRecording",)),
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,10 @@ class FaultRule:
     outcome: str | None = None
     media_stop_after: float | None = None
     drop_after: float | None = None
+    recording_error: bool | None = None
+    recording_urls_expired: bool | None = None
+    download_bytes_per_s: int | None = None
+    download_cut_after: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:
@@ -111,9 +143,19 @@ class FaultRule:
             outcome=_opt(data, "outcome", str),
             media_stop_after=_opt(data, "media_stop_after", float),
             drop_after=_opt(data, "drop_after", float),
+            recording_error=_opt(data, "recording_error", _boolean),
+            recording_urls_expired=_opt(data, "recording_urls_expired", _boolean),
+            download_bytes_per_s=_opt(data, "download_bytes_per_s", int),
+            download_cut_after=_opt(data, "download_cut_after", int),
         )
-        if op not in ("*", "DialCall") and any(data.get(k) is not None for k in CALL_FAULTS):
-            raise ValueError("outcome, media_stop_after and drop_after apply to DialCall only")
+        for keys, operations in SCOPES:
+            if op not in ("*", *operations) and any(data.get(k) is not None for k in keys):
+                names = ", ".join(sorted(keys))
+                raise ValueError(f"{names} apply to {' and '.join(operations)} only")
+        if (rule.download_bytes_per_s is not None and rule.download_bytes_per_s < 1) or (
+            rule.download_cut_after is not None and rule.download_cut_after < 0
+        ):
+            raise ValueError("download_bytes_per_s must be >= 1 and download_cut_after >= 0")
         if rule.outcome is not None and rule.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         if min(rule.media_stop_after or 0, rule.drop_after or 0) < 0:
@@ -182,13 +224,16 @@ class Decision:
     outcome: str | None = None
     media_stop_after: float | None = None
     drop_after: float | None = None
+    recording_error: bool = False
+    recording_urls_expired: bool = False
+    download_bytes_per_s: int | None = None
+    download_cut_after: int | None = None
 
     @property
     def call_label(self) -> str | None:
         """The call faults for the request log (``outcome=busy``, ...), or None."""
-        parts = [
-            f"{k}={getattr(self, k)}" for k in sorted(CALL_FAULTS) if getattr(self, k) is not None
-        ]
+        keys = sorted(CALL_FAULTS | RECORDING_FAULTS | DOWNLOAD_FAULTS)
+        parts = [f"{k}={getattr(self, k)}" for k in keys if getattr(self, k) not in (None, False)]
         return ",".join(parts) or None
 
     @property
@@ -253,6 +298,10 @@ class FaultTable:
             outcome=pick("outcome"),
             media_stop_after=pick("media_stop_after"),
             drop_after=pick("drop_after"),
+            recording_error=bool(pick("recording_error")),
+            recording_urls_expired=bool(pick("recording_urls_expired")),
+            download_bytes_per_s=pick("download_bytes_per_s"),
+            download_cut_after=pick("download_cut_after"),
         )
 
     def as_list(self) -> list[dict[str, Any]]:

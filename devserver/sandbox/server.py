@@ -32,9 +32,12 @@ import dataclasses
 import hmac
 import logging
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -44,8 +47,11 @@ from devserver.sandbox.admin import Admin
 from devserver.sandbox.api import EXECUTED, Api
 from devserver.sandbox.calls import DIALLED, Calls
 from devserver.sandbox.config import SandboxConfig
+from devserver.sandbox.downloads import Downloads, UrlSigner
 from devserver.sandbox.errors import ApiError
 from devserver.sandbox.faults import DECISION, Decision, FaultTable
+from devserver.sandbox.recordings import Recordings
+from devserver.sandbox.recordings_api import RecordingsApi
 from devserver.sandbox.requestlog import RequestLog, deadline_header
 from devserver.sandbox.rtc import Rtc
 from devserver.sandbox.store import Seed, Store
@@ -83,8 +89,28 @@ ROUTES = (
     ("POST", "/v2/calls", "DialCall", "dial"),
     ("GET", "/v2/calls/{call_control_id}", "RetrieveCallStatus", "retrieve_call"),
     ("POST", "/v2/calls/{call_control_id}/actions/hangup", "HangupCall", "hangup"),
+    ("POST", "/v2/calls/{call_control_id}/actions/record_start", "StartCallRecord", "record_start"),
+    ("POST", "/v2/calls/{call_control_id}/actions/record_stop", "StopCallRecording", "record_stop"),
+    (
+        "POST",
+        "/v2/calls/{call_control_id}/actions/record_pause",
+        "PauseCallRecording",
+        "record_pause",
+    ),
+    (
+        "POST",
+        "/v2/calls/{call_control_id}/actions/record_resume",
+        "ResumeCallRecording",
+        "record_resume",
+    ),
+    ("GET", "/v2/recordings", "GetRecordings", "index"),
+    ("GET", "/v2/recordings/{recording_id}", "GetRecording", "retrieve"),
+    ("DELETE", "/v2/recordings/{recording_id}", "DeleteRecording", "delete"),
+    ("POST", "/v2/recordings/actions/delete", "DeleteRecordings", "delete_many"),
 )
 CALL_HANDLERS = {"dial", "retrieve_call", "hangup"}
+RECORD_HANDLERS = {"record_start", "record_stop", "record_pause", "record_resume"}
+RECORDINGS_HANDLERS = {"index", "retrieve", "delete", "delete_many"}
 MALFORMED = b'{"data": {"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "record_type": '
 
 
@@ -115,7 +141,6 @@ class Sandbox:
         self.api = Api(
             self.store, credential_limit=config.credential_limit, token_secret=token_secret
         )
-        self.calls = Calls(self.store, self.webhooks)
         self.rtc = Rtc(
             self.store,
             self.webhooks,
@@ -126,6 +151,24 @@ class Sandbox:
         )
         self.stopping = False
         self.port = 0
+        self._temp_dir = None if config.recordings_dir else tempfile.mkdtemp(prefix="recordings-")
+        directory = config.recordings_dir or Path(str(self._temp_dir))
+        self.url_signer = UrlSigner(
+            secrets.token_bytes(32),
+            base_url=lambda: str(self.info()["base_url"]).removesuffix("/v2"),
+            clock=self.store.clock,
+            ttl=config.recording_url_ttl,
+        )
+        self.recordings = Recordings(
+            self.store,
+            self.webhooks,
+            self.url_signer,
+            directory=directory,
+            find_conversation=self.rtc.conversation,
+        )
+        self.recordings_api = RecordingsApi(self.recordings)
+        self.downloads = Downloads(self.url_signer, self.recordings.items.get, self.faults)
+        self.calls = Calls(self.store, self.webhooks, self.recordings)
         self._reset_faults()
 
     def _reset_faults(self) -> None:
@@ -161,9 +204,16 @@ class Sandbox:
 
         app = web.Application(middlewares=[middleware], client_max_size=1024**2)
         for method, path, operation, attr in ROUTES:
-            owner = self.calls if attr in CALL_HANDLERS else self.api
+            owner: Any = self.api
+            if attr in CALL_HANDLERS:
+                owner = self.calls
+            elif attr in RECORD_HANDLERS:
+                owner = self.recordings
+            elif attr in RECORDINGS_HANDLERS:
+                owner = self.recordings_api
             app.router.add_route(method, path, getattr(owner, attr), name=operation)
         Admin(self).add_routes(app)
+        self.downloads.add_routes(app)
         self.rtc.add_routes(app)
         app.on_startup.append(lambda _app: self.webhooks.start())
         app.on_shutdown.append(lambda _app: self.rtc.close())
@@ -172,6 +222,9 @@ class Sandbox:
 
     async def _cleanup(self) -> None:
         await self.webhooks.close()
+        await self.recordings.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
         self.log.close()
 
     # ------------------------------------------------------------------- API requests

@@ -274,16 +274,24 @@ def _strip(node: Any) -> Any:
 
 def build(spec: dict[str, Any]) -> dict[str, Any]:
     """The reduced document written to ``spec_schemas.json`` from a loaded OpenAPI spec."""
-    components: dict[str, Any] = spec["components"]["schemas"]
+    components: dict[str, Any] = dict(spec["components"]["schemas"])
+    shared = spec["components"].get("requestBodies", {})
     bodies: dict[str, str] = {}
     for item in spec["paths"].values():
         for op in item.values():
             if not isinstance(op, dict) or "operationId" not in op:
                 continue
-            content = op.get("requestBody", {}).get("content", {})
-            ref = content.get("application/json", {}).get("schema", {}).get("$ref")
-            if ref:
-                bodies[op["operationId"]] = ref.rsplit("/", 1)[-1]
+            request_body = op.get("requestBody", {})
+            name = None
+            if "$ref" in request_body:  # a shared request body, e.g. DeleteRecordingsRequest
+                name = request_body["$ref"].rsplit("/", 1)[-1]
+                request_body = shared[name]
+            found = request_body.get("content", {}).get("application/json", {}).get("schema", {})
+            if "$ref" in found:
+                bodies[op["operationId"]] = found["$ref"].rsplit("/", 1)[-1]
+            elif found and name:  # an inline schema: kept under the request body's name
+                components[name] = found
+                bodies[op["operationId"]] = name
     wanted: set[str] = set()
 
     def collect(node: Any) -> None:

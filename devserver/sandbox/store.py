@@ -138,6 +138,7 @@ class Call:
     media_stop_after: float | None = None  # injected, seconds after answer
     drop_after: float | None = None  # injected, seconds after answer
     bridged_with: str | None = None
+    recording_id: str | None = None  # Dial's record-from-answer recording
 
     @property
     def is_alive(self) -> bool:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,10 +125,13 @@ class Webhooks:
         self.settings = settings
         self.clock = clock
         self.listener: CallListener | None = None
+        # told of each call event as it is queued (recordings start on answer, end on hangup)
+        self.observers: list[Callable[[Call, str], None]] = []
         self.deliveries: list[dict[str, Any]] = []
         self._ended: dict[str, asyncio.Event] = {}
         self._queues: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._senders: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -149,11 +153,48 @@ class Webhooks:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._ended.clear()
         self._queues.clear()
+        self._senders.clear()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _put(self, queue: asyncio.Queue[dict[str, Any] | None], call: Call, kind: str) -> None:
+        when = call.answer_time if kind == "call.answered" else None
+        if kind == "call.hangup":
+            when = call.end_time
+        queue.put_nowait(event(call, kind, when or self.clock()))
+        for observer in self.observers:
+            try:
+                observer(call, kind)
+            except Exception:
+                logger.exception(
+                    "[Telnyx Sandbox] Event observer failed event=%s call=%s",
+                    kind,
+                    call.call_control_id,
+                )
+
+    def send(self, call: Call, body: dict[str, Any]) -> None:
+        """Deliver an event outside the call's lifecycle (recordings: after the hangup).
+
+        Queued behind the call's own events while it has a lifecycle, else delivered once
+        they are, as Telnyx sends ``call.recording.saved`` after ``call.hangup``.
+        """
+        queue = self._queues.get(call.call_control_id)
+        if queue is not None:
+            queue.put_nowait(body)
+            return
+        sender = self._senders.get(call.call_control_id)
+
+        async def run() -> None:
+            if sender is not None:
+                await asyncio.wait([sender])
+            url = self._url(call, body["data"]["event_type"])
+            await self._deliver(url, body, call)
+
+        self._spawn(run())
 
     def call_started(self, call: Call, *, driven: bool = False) -> None:
         """Begin the lifecycle of a freshly dialled call (timetable fixed now).
@@ -167,13 +208,14 @@ class Webhooks:
         self._queues[call.call_control_id] = queue
         plan = (s.initiated_after, s.answer, s.answer_after, s.talk_time)
         self._spawn(self._lifecycle(call, queue, driven, *plan))
-        self._spawn(self._sender(call, queue))
+        sender = self._senders[call.call_control_id] = self._spawn(self._sender(call, queue))
+        sender.add_done_callback(lambda _t: self._senders.pop(call.call_control_id, None))
 
     def emit(self, call: Call, event_type: str) -> None:
         """Queue an event for a live call (answered by a client, bridged)."""
         queue = self._queues.get(call.call_control_id)
         if queue is not None:
-            queue.put_nowait(event(call, event_type, self.clock()))
+            self._put(queue, call, event_type)
 
     def call_ended(self, call: Call) -> None:
         """The call was hung up outside its timetable: wake its lifecycle."""
@@ -203,7 +245,7 @@ class Webhooks:
     ) -> None:
         try:
             await asyncio.sleep(initiated_after)
-            queue.put_nowait(event(call, "call.initiated", self.clock()))
+            self._put(queue, call, "call.initiated")
             if driven:
                 if self.listener is not None and call.is_alive:
                     self.listener.ring(call)
@@ -214,14 +256,14 @@ class Webhooks:
             elif answer and call.outcome != "no_answer":
                 if not await self._wait_end(call, answer_after) and call.is_alive:
                     call.state, call.answer_time = "answered", self.clock()
-                    queue.put_nowait(event(call, "call.answered", call.answer_time))
+                    self._put(queue, call, "call.answered")
                     if self.listener is not None:
                         self.listener.answered(call)
                     if not await self._wait_end(call, talk_time):
                         call.end(self.clock(), cause="normal_clearing", source="callee")
             elif not await self._wait_end(call, talk_time):
                 call.end(self.clock(), cause="timeout", source="unknown")
-            queue.put_nowait(event(call, "call.hangup", call.end_time or self.clock()))
+            self._put(queue, call, "call.hangup")
             self._queues.pop(call.call_control_id, None)
             if self.listener is not None:
                 self.listener.ended(call)
@@ -237,7 +279,7 @@ class Webhooks:
     async def _sender(self, call: Call, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         while (body := await queue.get()) is not None:
             event_type = body["data"]["event_type"]
-            url = call.webhook_urls.get(event_type) or call.webhook_url or self.settings.webhook_url
+            url = self._url(call, event_type)
             try:
                 await self._deliver(url, body, call)
             except asyncio.CancelledError:
@@ -248,6 +290,9 @@ class Webhooks:
                     event_type,
                     call.call_control_id,
                 )
+
+    def _url(self, call: Call, event_type: str) -> str | None:
+        return call.webhook_urls.get(event_type) or call.webhook_url or self.settings.webhook_url
 
     async def _deliver(self, url: str | None, body: dict[str, Any], call: Call) -> None:
         data = body["data"]

@@ -32,6 +32,7 @@ OPERATIONS = (
     "call.hangup",
     "call.status",
     "call.event",
+    "call.record",
     "health.ping",
     "recording.fetch",
 )

@@ -35,6 +35,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from telephony.exceptions import DestinationNotAllowed, InvalidNumber
 from telephony.numbers import validate_destination
+from telephony.recording_policy import recording_policy
 from telephony.web.client import get_telephony_service
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Button:
     credential_url: str = ""
     sdk_url: str = ""
     rtc_host: str = ""
+    recording: str = "off"  # TELEPHONY_RECORDING: the page offers the toggle under on_demand
     assets: str = ""
 
 
@@ -177,6 +179,7 @@ def _build(context: template.Context, number: object, label: object, name: objec
     button.credential_url = reverse("telephony:credential")
     button.sdk_url = _sdk_url()
     button.rtc_host = str(getattr(settings, "TELEPHONY_RTC_HOST", "") or "")
+    button.recording = recording_policy()
     try:
         button.number = normalize_number(number)
     except InvalidNumber:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 MAX_JSON_BODY = 4096
 API_PREFIX = "/api/"
 
-View = Callable[..., Awaitable[HttpResponse]]
+View = Callable[..., Awaitable[HttpResponseBase]]  # streaming answers too
 # What `path()` accepts (django-stubs types views as sync; async views are fine at runtime).
 RoutedView = Callable[..., Any]
 
@@ -115,7 +116,7 @@ def api_view(
 
     def decorate(view: View) -> RoutedView:
         @functools.wraps(view)
-        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     response = plain_error(405, "method_not_allowed", "Method not allowed.")

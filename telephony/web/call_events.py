@@ -25,7 +25,8 @@ from django.utils import timezone
 from telephony.events import push_call
 from telephony.legs import Leg, decode_client_state, hangup_outcome
 from telephony.models import Call, CallStatus
-from telephony.services import acall_advance, acall_fill
+from telephony.recording_policy import ON_DEMAND, recording_policy, records_on_dial
+from telephony.services import acall_advance, acall_fill, acall_set_recording
 
 if TYPE_CHECKING:
     from telephony.web.webhooks import TelnyxEvent
@@ -89,6 +90,8 @@ async def aapply_event(event: TelnyxEvent, call: Call, leg: Leg) -> None:
             call_id=call.id, status=CallStatus.ANSWERED, fields={"answered_at": at}
         ):
             await acall_fill(call_id=call.id, fields={"answered_at": at})
+        if records_on_dial():  # the Dial said record-from-answer: it records from now
+            await acall_set_recording(call_id=call.id, recording=True)
     elif event.event_type == "call.hangup":
         await _hangup(event, call, leg)
     await _make_consistent(call.id)
@@ -99,6 +102,22 @@ async def aapply_event(event: TelnyxEvent, call: Call, leg: Leg) -> None:
     )  # fmt: skip
     if after.public() != before:
         await push_call(after.user_id, after.public())
+
+
+async def arecording_saved(call: Call, leg: Leg | None) -> None:
+    """Telnyx saved a recording of this call: it is not recording it any more.
+
+    Except for a live call under ``on_demand``: there the agent's own start and stop set
+    the flag, and a saved recording may be the one before a restart (its webhook can
+    arrive after the new start); clearing the flag then would hide a running recording.
+    """
+    if leg is Leg.AGENT:
+        return
+    row = await Call.objects.aget(pk=call.id)
+    if recording_policy() == ON_DEMAND and row.status == CallStatus.ANSWERED:
+        return
+    if await acall_set_recording(call_id=call.id, recording=False):
+        await push_call(row.user_id, (await Call.objects.aget(pk=call.id)).public())
 
 
 async def _initiated(event: TelnyxEvent, call: Call, leg: Leg, at: datetime) -> None:

@@ -31,6 +31,7 @@ from telephony import exceptions as exc
 from telephony.models import Call, CallStatus
 from telephony.numbers import validate_destination
 from telephony.protocol import CHANNEL, Reply, Request
+from telephony.recording_policy import ON_DEMAND, recording_policy
 from telephony.services import acall_advance, acall_create_queued
 from telephony.state import ServiceState, state_cache
 
@@ -241,6 +242,17 @@ class TelephonyService:
         if call.is_terminal:
             return call.public()
         return await self.arequest("call.hangup", {"call_id": str(call.id)})
+
+    async def arecord(self, user: Any, call_id: Any, *, recording: bool) -> dict[str, Any]:
+        """Start or stop recording one of the user's calls (``on_demand`` only, answered only)."""
+        call = await self._own_call(user, call_id)
+        if recording_policy() != ON_DEMAND:
+            raise exc.RecordingDisabled()
+        if call.status != CallStatus.ANSWERED or call.hangup_requested:
+            raise exc.CallNotAnswered()
+        if call.is_recording == recording:
+            return call.public()  # already so: nothing to tell Telnyx
+        return await self.arequest("call.record", {"call_id": str(call.id), "recording": recording})
 
     async def acall_status(self, user: Any, call_id: Any) -> dict[str, Any]:
         """One of the user's calls, from the record; refreshed via a worker if it went quiet."""

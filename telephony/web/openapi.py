@@ -9,66 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from telephony.models import CallStatus
-
-ERROR_CODES = [
-    "invalid_request",
-    "invalid_number",
-    "not_authenticated",
-    "forbidden",
-    "destination_not_allowed",
-    "not_found",
-    "no_credential",
-    "method_not_allowed",
-    "seat_limit",
-    "rate_limited",
-    "internal_error",
-    "provider_error",
-    "service_unavailable",
-    "worker_timeout",
-]
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": _json(_ref("Error"))}
-    if retry_after:
-        response["headers"] = {
-            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}
-        }
-    return response
-
-
-ERRORS: dict[str, dict[str, Any]] = {
-    "400": _error("Invalid request or number (`invalid_request`, `invalid_number`)."),
-    "401": _error("Not logged in (`not_authenticated`)."),
-    "403": _error("CSRF check failed (`forbidden`) or destination not allowed."),
-    "404": _error("No such call for this user (`not_found`)."),
-    "405": _error("Method not allowed (`method_not_allowed`)."),
-    "409": _error(
-        "No WebRTC login to ring (`no_credential`): get one from /api/webrtc/credential "
-        "first; or every telephony seat is held by an agent who is online (`seat_limit`): "
-        "try again when one of them leaves."
-    ),
-    "429": _error("Too many requests (`rate_limited`).", retry_after=True),
-    "500": _error("Unexpected failure (`internal_error`)."),
-    "502": _error("Telnyx failed (`provider_error`)."),
-    "503": _error("Telephony unavailable (`service_unavailable`).", retry_after=True),
-    "504": _error("No worker answered in time (`worker_timeout`)."),
-}
-
-CALL_ID = {
-    "name": "call_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "format": "uuid"},
-}
+from telephony.web.openapi_common import (
+    CALL_ID,
+    ERROR_CODES,
+    ERRORS,
+    json_content,
+    op,
+    ref,
+    wrapped,
+)
+from telephony.web.openapi_recordings import RECORDING_SCHEMAS, recording_paths
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -162,27 +112,6 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _op(
-    summary: str,
-    ok: tuple[str, str, dict[str, Any]],
-    errors: list[str],
-    *,
-    secure: bool = True,
-    **extra: Any,
-) -> dict[str, Any]:
-    status, description, schema = ok
-    responses = {status: {"description": description, "content": _json(schema)}}
-    responses.update({code: ERRORS[code] for code in errors})
-    op: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
-    if not secure:
-        op["security"] = []
-    return op
-
-
-def _wrapped(key: str, schema: str) -> dict[str, Any]:
-    return {"type": "object", "required": [key], "properties": {key: _ref(schema)}}
-
-
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
     """The whole document (the server URL is the site's root)."""
     post_errors = ["401", "403", "405", "429", "500", "502", "503", "504"]
@@ -206,10 +135,13 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "summary": "Service state (from the cached state, never a worker round trip)",
                     "security": [],
                     "responses": {
-                        "200": {"description": "Available.", "content": _json(_ref("Status"))},
+                        "200": {
+                            "description": "Available.",
+                            "content": json_content(ref("Status")),
+                        },
                         "503": {
                             "description": "Not available: starting, unavailable, failed, stopped.",
-                            "content": _json(_ref("Status")),
+                            "content": json_content(ref("Status")),
                             "headers": {
                                 "Retry-After": {
                                     "description": "Seconds to wait.",
@@ -222,9 +154,9 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                 }
             },
             "/api/webrtc/credential": {
-                "post": _op(
+                "post": op(
                     "A WebRTC login token for the logged-in user (on their seat)",
-                    ("201", "Created.", _wrapped("credential", "Credential")),
+                    ("201", "Created.", wrapped("credential", "Credential")),
                     [*post_errors, "409"],
                 )
             },
@@ -249,32 +181,33 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                 }
             },
             "/api/webrtc/call": {
-                "post": _op(
+                "post": op(
                     "Place a call",
-                    ("201", "Queued; the agent's browser is rung.", _wrapped("call", "Call")),
+                    ("201", "Queued; the agent's browser is rung.", wrapped("call", "Call")),
                     ["400", "409", *post_errors],
-                    requestBody={"required": True, "content": _json(_ref("NewCall"))},
+                    requestBody={"required": True, "content": json_content(ref("NewCall"))},
                 )
             },
             "/api/webrtc/call/{call_id}": {
-                "get": _op(
+                "get": op(
                     "One of your calls",
-                    ("200", "The call.", _wrapped("call", "Call")),
+                    ("200", "The call.", wrapped("call", "Call")),
                     ["401", "404", "405", "500"],
                     parameters=[CALL_ID],
                     security=[{"session": []}],  # a GET needs no CSRF token
                 )
             },
             "/api/webrtc/call/{call_id}/hangup": {
-                "post": _op(
+                "post": op(
                     "Hang up one of your calls",
-                    ("200", "The call, ended (both legs).", _wrapped("call", "Call")),
+                    ("200", "The call, ended (both legs).", wrapped("call", "Call")),
                     ["404", *post_errors],
                     parameters=[CALL_ID],
                 )
             },
+            **recording_paths(post_errors),
             "/api/webrtc/openapi.json": {
-                "get": _op(
+                "get": op(
                     "This document",
                     ("200", "OpenAPI 3.1.", {"type": "object"}),
                     ["405"],
@@ -283,7 +216,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **RECORDING_SCHEMAS},
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"},

@@ -69,6 +69,16 @@ async def call_hangup_view(request: HttpRequest, call_id: str) -> JsonResponse:
     return JsonResponse({"call": await service.ahangup(request.user, call_id)})
 
 
+@api_view("POST", rate=("record", "TELEPHONY_RATE_LIMIT_CALL"))
+async def call_recording_view(request: HttpRequest, call_id: str) -> JsonResponse:
+    """Start or stop recording one of the user's calls: ``{"recording": true|false}``."""
+    body = json_body(request)
+    if set(body) != {"recording"} or not isinstance(body["recording"], bool):
+        raise exc.InvalidRequest('The body must be {"recording": true} or {"recording": false}.')
+    call = await service.arecord(request.user, call_id, recording=body["recording"])
+    return JsonResponse({"call": call})
+
+
 @api_view("GET", login=False)
 async def openapi_view(request: HttpRequest) -> JsonResponse:
     """The OpenAPI 3 description of this API."""

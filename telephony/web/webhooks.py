@@ -40,7 +40,7 @@ from telephony.exceptions import InvalidSignature, StaleTimestamp, WebhookReject
 from telephony.legs import Leg
 from telephony.models import WebhookEvent
 from telephony.protocol import CHANNEL, NO_REPLY, Request
-from telephony.web.call_events import aapply_event, afind_call
+from telephony.web.call_events import aapply_event, afind_call, arecording_saved
 from telephony.web.recording_events import (
     RECORDING_EVENTS,
     afind_recording_call,
@@ -188,6 +188,8 @@ async def areceive_event(event: TelnyxEvent) -> bool:
         return False
     call_id = call.id if call is not None else None
     if event.event_type in RECORDING_EVENTS:
+        if event.event_type == "call.recording.saved" and call is not None:
+            await arecording_saved(call, leg)  # the call's recording flag
         await _applied(stored, areceive_recording_event(event, call))
         return True
     if event.event_type not in CALL_EVENTS:

@@ -24,6 +24,7 @@ from telephony import exceptions as exc
 from telephony.worker.adapter_recordings import RecordingOperations
 from telephony.worker.breaker import CircuitBreaker
 from telephony.worker.provider import CallInfo, CredentialInfo, DialResult, RequestContext
+from telephony.worker.record_actions import RecordActions
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +118,12 @@ def _require(value: Any, what: str) -> Any:
     return value
 
 
-class TelnyxAdapter(RecordingOperations):
+class TelnyxAdapter(RecordActions, RecordingOperations):
     """Async Telnyx operations bounded by request deadlines, behind a circuit breaker.
 
-    The recording operations are in :mod:`telephony.worker.adapter_recordings`."""
+    The record actions are in :mod:`telephony.worker.record_actions`, the recordings'
+    retrieve, list and delete in :mod:`telephony.worker.adapter_recordings`.
+    """
 
     def __init__(
         self,
@@ -313,15 +316,18 @@ class TelnyxAdapter(RecordingOperations):
         link_to: str = "",
         bridge_on_answer: bool = False,
         timeout_secs: int | None = None,
+        record: dict[str, Any] | None = None,
     ) -> DialResult:
         """Place a call. Not idempotent: never retried (a retry could ring someone twice).
 
         ``client_state`` is sent as given: already base64 (``telephony.legs``), as Telnyx
         requires. ``link_to`` another leg's call_control_id with ``bridge_on_answer``
         joins the new leg to it the moment it is answered. ``timeout_secs`` (5-600)
-        is how long Telnyx lets it ring before ending it with cause ``timeout``.
+        is how long Telnyx lets it ring before ending it with cause ``timeout``. ``record``:
+        Dial's ``record``/``record_channels``/``record_format`` fields (recording policy).
         """
         extra: dict[str, Any] = {"webhook_url": webhook_url} if webhook_url else {}
+        extra.update(record or {})
         if link_to:
             extra["link_to"] = link_to
             extra["bridge_on_answer"] = bridge_on_answer

@@ -25,9 +25,11 @@ from telephony import exceptions as exc
 from telephony.events import push_call
 from telephony.legs import Leg, agent_sip_uri, encode_client_state
 from telephony.models import Call, CallStatus, Credential, HangupSide
+from telephony.recording_policy import dial_record_options
 from telephony.services import acall_advance, acall_claim_customer_dial, acall_fill
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.provider import RequestContext
+from telephony.worker.recording import RecordingOperations
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def _ended_field(leg: Leg) -> str:
     return "agent_ended_at" if leg is Leg.AGENT else "customer_ended_at"
 
 
-class CallOperations:
+class CallOperations(RecordingOperations):
     """Call handlers; mixed into :class:`telephony.worker.operations.Operations`."""
 
     adapter: TelnyxAdapter
@@ -126,6 +128,8 @@ class CallOperations:
         event_type = str(payload.get("event_type") or "")
         if event_type == "call.answered" and leg is Leg.AGENT:
             await self.agent_answered(ctx, call)
+        elif event_type == "call.answered":
+            await self.customer_answered(ctx, call)
         elif event_type == "call.hangup":
             await self.hangup_leg(ctx, call, leg.other)
         return {"call_id": str(call.id), "event_type": event_type, "leg": leg.value}
@@ -157,6 +161,7 @@ class CallOperations:
                 webhook_url=settings.TELNYX_WEBHOOK_URL,
                 link_to=call.agent_call_control_id,
                 bridge_on_answer=True,
+                record=dial_record_options(),
             )
         except exc.ProviderTimeout as e:
             # Maybe placed: its webhooks (client_state) or the reconciler will tell.

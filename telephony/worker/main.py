@@ -94,6 +94,7 @@ class TelephonyWorker:
             "call.hangup": self.ops.call_hangup,
             "call.status": self.ops.call_status,
             "call.event": self.ops.call_event,
+            "call.record": self.ops.call_record,
             "health.ping": self.ops.health_ping,
             "recording.fetch": self.recordings.recording_fetch,
         }

@@ -376,6 +376,56 @@ async def test_adapter__hangup__matches_spec(
     assert json.loads(ex.request_body) == {"command_id": "rid:customer"}
 
 
+async def test_adapter__dial_that_records_from_answer__matches_spec(
+    adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
+) -> None:
+    record = {"record": "record-from-answer", "record_channels": "dual", "record_format": "wav"}
+    _, ex = await recorder.call(
+        spec,
+        "DialCall",
+        adapter.dial(
+            ctx(),
+            connection_id="1234567890",
+            to="+15551230001",
+            from_="+15557650002",
+            client_state=encode_client_state(CALL_ID, Leg.CUSTOMER),
+            link_to=CALL_CONTROL_ID,
+            bridge_on_answer=True,
+            record=record,
+        ),
+    )
+    sent = json.loads(ex.request_body)
+    assert {key: sent[key] for key in record} == record
+
+
+async def test_adapter__start_recording__matches_spec(
+    adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
+) -> None:
+    _, ex = await recorder.call(
+        spec,
+        "StartCallRecord",
+        adapter.start_recording(
+            ctx(), CALL_CONTROL_ID, fmt="mp3", channels="dual", play_beep=True, command_id="c:rec"
+        ),
+    )
+    assert ex.status == 200
+    assert json.loads(ex.request_body) == {
+        "channels": "dual",
+        "format": "mp3",
+        "play_beep": True,
+        "command_id": "c:rec",
+    }
+
+
+async def test_adapter__stop_recording__matches_spec(
+    adapter: TelnyxAdapter, recorder: Recorder, spec: Spec
+) -> None:
+    _, ex = await recorder.call(
+        spec, "StopCallRecording", adapter.stop_recording(ctx(), CALL_CONTROL_ID, command_id="s")
+    )
+    assert ex.status == 200 and json.loads(ex.request_body) == {"command_id": "s"}
+
+
 OPERATIONS: dict[str, tuple[str, Callable[[TelnyxAdapter], Awaitable[Any]]]] = {
     "create_credential": (
         "CreateTelephonyCredential",

@@ -295,6 +295,8 @@ def test_api__openapi_document_is_valid_and_lists_every_endpoint(client: Client)
     doc = client.get("/api/webrtc/openapi.json").json()
     validate(doc)
     assert set(doc["paths"]) == {
+        "/api/webrtc/call/{call_id}/recording",
+        "/api/webrtc/recordings/{recording_id}/audio",
         "/api/webrtc/status",
         "/api/webrtc/credential",
         "/api/webrtc/presence",

@@ -114,7 +114,7 @@ def fuzz(api: Api, *, modes: tuple[GenerationMode, ...], max_examples: int = MAX
     """Every operation, every mode: call it and validate the answer."""
     schema = schemathesis.openapi.from_dict(openapi_document(api.base_url))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 9
     for operation in operations:
         for mode in modes:
             # Fixed, so that negative mode never "forgets" the login: it fuzzes the rest.
@@ -207,6 +207,11 @@ def test_schemathesis__with_worker_every_answer_is_documented(
         api, ops["GET", "/api/webrtc/call/{call_id}"].Case(path_parameters={"call_id": call_id})
     )
     assert detail.status_code == 200
+    recording = ops["POST", "/api/webrtc/call/{call_id}/recording"]
+    toggled = check(
+        api, recording.Case(path_parameters={"call_id": call_id}, body={"recording": True})
+    )
+    assert toggled.status_code == 409 and toggled.json()["code"] == "recording_disabled"
     hangup = ops["POST", "/api/webrtc/call/{call_id}/hangup"]
     assert check(api, hangup.Case(path_parameters={"call_id": call_id})).status_code == 200
     # Numbers random strings never hit: other countries, premium rate, not E.164, spaced.

@@ -140,6 +140,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--log-file", type=Path, default=None, help="append the request log here"
         )
+        rec = parser.add_argument_group("call recordings")
+        rec.add_argument(
+            "--recordings-dir",
+            type=Path,
+            default=None,
+            help="where recording files are written (default: a temporary directory,"
+            " removed when the sandbox stops)",
+        )
+        rec.add_argument(
+            "--recording-url-ttl",
+            type=float,
+            default=600.0,
+            help="seconds a signed recording download URL lives (default %(default)s)",
+        )
         a = AudioSettings()
         rtc = parser.add_argument_group("WebRTC (/rtc) and the simulated customer")
         rtc.add_argument(
@@ -191,6 +205,8 @@ class Command(BaseCommand):
 
         if opts["credential_limit"] < 0 or opts["latency_ms"] < 0:
             raise CommandError("--credential-limit and --latency-ms must be >= 0")
+        if opts["recording_url_ttl"] <= 0:
+            raise CommandError("--recording-url-ttl must be > 0")
         rules: dict[str, FaultRule] = {}
         if opts["latency_ms"]:
             rules["*"] = FaultRule(operation="*", latency_ms=opts["latency_ms"])
@@ -235,6 +251,8 @@ class Command(BaseCommand):
             auto_answer_agents=opts["agents"],
             connection_id=opts["connection_id"],
             call_connection_id=opts["call_connection_id"],
+            recordings_dir=opts["recordings_dir"],
+            recording_url_ttl=opts["recording_url_ttl"],
         )
         try:
             asyncio.run(self._main(serve, config))

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devserver.sandbox.rtc.audio import AudioSettings
+from devserver.sandbox.rtc.audio import AudioSettings, Conversation
 from devserver.sandbox.rtc.auto import parse_delay
 from devserver.sandbox.rtc.legs import Legs
 from devserver.sandbox.rtc.signalling import Signalling
@@ -71,6 +71,11 @@ class Rtc:
         self.legs.auto_answer = self.initial_auto_answer
 
     close = reset
+
+    def conversation(self, call_control_id: str) -> Conversation | None:
+        """The audio of the agent leg a call is (or is linked or bridged to), if it has media."""
+        leg = self.legs.find(call_control_id)
+        return leg.conversation if leg is not None else None
 
     async def info(self, request: web.Request) -> web.Response:
         """Audio settings, auto-answer and sockets."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -111,6 +111,16 @@ def tone(freqs: tuple[float, ...], start: int, n: int, level: float) -> Samples:
     return np.asarray(np.clip(wave * level, -1, 1) * FULL_SCALE, dtype=np.int16)
 
 
+class Tap(Protocol):
+    """Who else gets the leg's audio as it flows (a call recording)."""
+
+    def agent(self, samples: Samples) -> None:
+        """A frame of the agent's microphone."""
+
+    def customer(self, samples: Samples) -> None:
+        """A frame of what the customer sends to the agent."""
+
+
 class Conversation:
     """One agent leg's audio: what the agent hears, and what the customer hears."""
 
@@ -126,6 +136,7 @@ class Conversation:
         self._clock = 0  # samples sent to the agent
         self._echo: collections.deque[Samples] = collections.deque()
         self._echo_len = 0
+        self.taps: list[Tap] = []  # recordings of this leg
 
     @property
     def bridged(self) -> bool:
@@ -151,6 +162,8 @@ class Conversation:
     def agent_frame(self, samples: Samples) -> None:
         """A frame of the agent's microphone (48 kHz mono) arrived."""
         self.from_agent.add(samples)
+        for tap in self.taps:
+            tap.agent(samples)
         passed = self.bridged and not self.held
         heard = samples if passed else np.zeros(len(samples), dtype=np.int16)
         self.customer_hears.add(heard)
@@ -182,6 +195,12 @@ class Conversation:
         """The next ``n`` samples for the agent; None while media is stopped."""
         if self.stopped:
             return None
+        frame = self._next(n)
+        for tap in self.taps:
+            tap.customer(frame)
+        return frame
+
+    def _next(self, n: int) -> Samples:
         start, self._clock = self._clock, self._clock + n
         s = self.settings
         if self.held:

@@ -11,6 +11,10 @@ export function hangupAddress(callUrl, id) {
   return callAddress(callUrl, id) + "/hangup";
 }
 
+export function recordingAddress(callUrl, id) {
+  return callAddress(callUrl, id) + "/recording";
+}
+
 // A WebSocket URL from a path (/ws/webrtc/) on this page's host; ws(s):// kept as is.
 export function wsAddress(path, location) {
   if (/^wss?:\/\//.test(path)) return path;

@@ -8,6 +8,8 @@ import { startRingback } from "../softphone/ringback.mjs";
 import { answeredAtMs, clock, describeCall, FINAL_RANK, movesForward, rankOf } from "./call-status.mjs";
 import { guard, later, warn } from "./guard.mjs";
 import { cooldownMs, reasonFor, suggestsOutage } from "./reasons.mjs";
+import { Recorder } from "./recorder.mjs";
+import { policyOf } from "./recording.mjs";
 import { callAddress, hangupAddress } from "./urls.mjs";
 
 const UNAVAILABLE_TEXT = "Calls unavailable";
@@ -45,6 +47,8 @@ export class Widget {
     this.session = null; // the softphone's leg of our call, once answered here
     this.stopRingback = null; // stops the ringback tone the page plays while the customer rings
     this.controls = null;
+    this.recordingPolicy = policyOf(root.getAttribute("data-tel-recording"));
+    this.recorder = null; // the recording indicator (and on-demand toggle) of our call
     this.region = root.querySelector(".tel-call__status");
     if (!this.region) {
       this.region = document.createElement("span");
@@ -90,6 +94,7 @@ export class Widget {
   setAvailable(ok) {
     if (!this.live) return;
     this.available = ok;
+    if (this.recorder) this.recorder.update();
     if (!this.call && !this.busy) this.renderIdle();
   }
 
@@ -201,6 +206,7 @@ export class Widget {
     this.call = { id: String(call.id), status: "", rank: -1, answeredAt: 0, hangingUp: false };
     this.page.trackCall(this.call.id, this);
     this.showHangup();
+    this.recorder = new Recorder(this, this.recordingPolicy);
     this.update(call);
     const early = this.page.takeEarlyUpdate(call.id);
     if (early) this.update(early);
@@ -255,6 +261,11 @@ export class Widget {
 
   update(call) {
     if (!this.call || !call || String(call.id) !== this.call.id) return;
+    if (this.recorder && this.call.rank < FINAL_RANK) {
+      // The flag changes without the status moving; a stale status never hides the toggle.
+      const status = movesForward(this.call, call.status) ? call.status : this.call.status;
+      this.recorder.update({ ...call, status });
+    }
     if (!movesForward(this.call, call.status)) return; // never backwards
     this.call.status = call.status;
     this.call.rank = rankOf(call.status);
@@ -293,6 +304,8 @@ export class Widget {
     window.clearInterval(this.tick);
     if (this.session) this.session.hangup();
     this.detachSession();
+    if (this.recorder) this.recorder.remove();
+    this.recorder = null;
     this.timer.hidden = true;
     this.timer.textContent = "";
     if (this.call) this.page.untrackCall(this.call.id);
