@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from devserver.sandbox.faults import FaultRule
+from devserver.sandbox.recording import Recording
+from devserver.sandbox.synth import SynthRequest, synthesize
 
 if TYPE_CHECKING:
     from devserver.sandbox.server import Sandbox
@@ -39,6 +41,8 @@ class Admin:
         app.router.add_post(f"{prefix}/reset", self.reset)
         app.router.add_post(f"{prefix}/clock", self.clock)
         app.router.add_get(f"{prefix}/recordings", self.recordings)
+        app.router.add_post(f"{prefix}/recordings", self.recordings_make)
+        app.router.add_get(f"{prefix}/downloads", self.downloads)
 
     async def info(self, request: web.Request) -> web.Response:
         """The ready-line data."""
@@ -92,21 +96,26 @@ class Admin:
         """Every recording, whatever its state, with its file (for tests), by call."""
         call = request.query.get("call_control_id")
         items = [
-            {
-                "id": r.id,
-                "call_control_id": r.call.call_control_id,
-                "status": r.status,
-                "format": r.format,
-                "channels": r.channels,
-                "file_channels": r.file_channels,
-                "path": str(r.path) if r.path else None,
-                "size": r.size,
-                "duration_millis": r.duration_millis,
-            }
+            _recording(r)
             for r in self.sandbox.recordings.items.values()
             if call in (None, r.call.call_control_id)
         ]
         return web.json_response(items)
+
+    async def downloads(self, request: web.Request) -> web.Response:
+        """Recording downloads served so far, oldest first (``downloads.py``)."""
+        return web.json_response(list(self.sandbox.downloads.log))
+
+    async def recordings_make(self, request: web.Request) -> web.Response:
+        """Make a recording of a known call at once (``synth.py``); 201 with it."""
+        try:
+            req = SynthRequest.from_dict(await request.json())
+        except (ValueError, TypeError) as e:
+            return web.json_response({"error": str(e)}, status=400)
+        if req.call_control_id not in self.sandbox.store.calls:
+            return web.json_response({"error": "no such call"}, status=404)
+        rec = await synthesize(self.sandbox.recordings, req)
+        return web.json_response(_recording(rec), status=201)
 
     async def clock(self, request: web.Request) -> web.Response:
         """Move the store's clock ``{"offset_seconds": N}`` from real time, so that what is
@@ -135,4 +144,19 @@ class Admin:
         self.sandbox.log.clear()
         self.sandbox.faults.clear()
         self.sandbox.webhooks.deliveries.clear()
+        self.sandbox.downloads.log.clear()
         return web.json_response({"reset": True, "keep_state": keep_state})
+
+
+def _recording(r: Recording) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "call_control_id": r.call.call_control_id,
+        "status": r.status,
+        "format": r.format,
+        "channels": r.channels,
+        "file_channels": r.file_channels,
+        "path": str(r.path) if r.path else None,
+        "size": r.size,
+        "duration_millis": r.duration_millis,
+    }

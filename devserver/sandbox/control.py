@@ -93,6 +93,20 @@ class SandboxControl:
         items: list[dict[str, Any]] = self._call("GET", path)
         return items
 
+    def downloads(self) -> list[dict[str, Any]]:
+        """Recording downloads served, oldest first: ``recording_id``, ``format``,
+        ``range`` (the request's header), ``status``, ``bytes`` sent, ``fault``."""
+        items: list[dict[str, Any]] = self._call("GET", "downloads")
+        return items
+
+    def make_recording(self, call_control_id: str, **kw: Any) -> dict[str, Any]:
+        """A completed recording of a known call, made at once: ``seconds`` (10),
+        ``format`` (wav), ``channels`` (dual), ``agent_hz`` (600), ``customer_hz`` (1000).
+        Its ``call.recording.saved`` goes out as usual."""
+        payload = {"call_control_id": call_control_id, **kw}
+        rec: dict[str, Any] = self._call("POST", "recordings", payload)
+        return rec
+
     def wait_recording(
         self, call_control_id: str, *, status: str = "completed", timeout: float = 10.0
     ) -> dict[str, Any]:

@@ -21,9 +21,11 @@ import hashlib
 import hmac
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -101,7 +103,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class Downloads:
-    """The ``GET /files/recordings/...`` handler."""
+    """The ``GET /files/recordings/...`` handler, and a log of what it served."""
 
     def __init__(
         self,
@@ -112,14 +114,40 @@ class Downloads:
         self.signer = signer
         self.find = recordings
         self.faults = faults
+        self.log: deque[dict[str, Any]] = deque(maxlen=10_000)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the file route."""
         app.router.add_get(PATH, self.download)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
-        """Serve the file for a valid URL, honouring Range and the download faults."""
-        rec_id, fmt = request.match_info["recording_id"], request.match_info["format"]
+        """Serve the file (GET) or its headers (HEAD) for a valid URL, with Range and faults.
+
+        Each request is logged (never its query: the signature stays out of logs) as
+        ``{"ts", "method", "recording_id", "format", "range", "status", "bytes", "fault"}``.
+        """
+        entry: dict[str, Any] = {
+            "ts": int(time.time() * 1000),
+            "method": request.method,
+            "recording_id": request.match_info["recording_id"],
+            "format": request.match_info["format"],
+            "range": request.headers.get("Range"),
+            "status": None,
+            "bytes": 0,
+            "fault": None,
+        }
+        try:
+            resp = await self._serve(request, entry)
+            entry["status"] = resp.status
+            return resp
+        except web.HTTPException as e:
+            entry["status"] = e.status
+            raise
+        finally:
+            self.log.append(entry)
+
+    async def _serve(self, request: web.Request, entry: dict[str, Any]) -> web.StreamResponse:
+        rec_id, fmt = entry["recording_id"], entry["format"]
         q = request.query
         if not self.signer.valid(f"{rec_id}.{fmt}", q.get("expires", ""), q.get("signature", "")):
             raise web.HTTPForbidden(text="Request has expired or its signature does not match.")
@@ -127,6 +155,7 @@ class Downloads:
         if rec is None or rec.format != fmt or rec.status != "completed" or rec.path is None:
             raise web.HTTPNotFound(text="The recording does not exist.")
         decision = self.faults.decide("DownloadRecording")
+        entry["fault"] = decision.label or decision.call_label
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
         if decision.hang:
@@ -144,7 +173,10 @@ class Downloads:
         if span:
             resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         await resp.prepare(request)
-        await self._send(request, resp, rec, start, end, decision)
+        if request.method == "HEAD":
+            await resp.write_eof()
+        else:
+            entry["bytes"] = await self._send(request, resp, rec, start, end, decision)
         return resp
 
     async def _send(
@@ -155,7 +187,8 @@ class Downloads:
         start: int,
         end: int,
         decision: Decision,
-    ) -> None:
+    ) -> int:
+        """Write bytes ``start..end`` of the file, paced and cut as the faults say; how many."""
         assert rec.path is not None
         left, sent = end - start + 1, 0
         cut, rate = decision.download_cut_after, decision.download_bytes_per_s
@@ -163,24 +196,26 @@ class Downloads:
         began = loop.time()
         with rec.path.open("rb") as f:
             f.seek(start)
+            step = max(1, min(CHUNK, rate // 10)) if rate else CHUNK  # ~10 writes a second
             while left > 0:
-                chunk = f.read(min(CHUNK, left, rate or CHUNK))
+                chunk = f.read(min(step, left))
                 if not chunk:
                     break
+                if rate:  # never ahead of ``rate`` bytes per second
+                    wait = began + (sent + len(chunk)) / rate - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 if cut is not None and sent + len(chunk) >= cut:
                     await resp.write(chunk[: max(cut - sent, 0)])
                     logger.info("[Telnyx Sandbox] Download cut id=%s after=%s", rec.id, cut)
                     if request.transport is not None:
                         request.transport.close()
-                    return
+                    return cut
                 await resp.write(chunk)
                 sent += len(chunk)
                 left -= len(chunk)
-                if rate:
-                    wait = began + sent / rate - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
         await resp.write_eof()
+        return sent
 
 
 async def _hold(request: web.Request) -> None:

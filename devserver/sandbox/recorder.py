@@ -14,7 +14,9 @@ channel B"): channel 1 (left) is the agent, the WebRTC leg dialled first; channe
 (right) is the customer. ``single`` mixes both into one channel; ``recording_track``
 ``inbound`` keeps only the agent, ``outbound`` only the customer (mono, as the spec says).
 
-MP3 is encoded by PyAV's ``libmp3lame`` (PyAV comes with aiortc; its wheels carry LAME).
+WAV is 48 kHz. MP3 is encoded by PyAV's ``libmp3lame`` (PyAV comes with aiortc; its
+wheels carry LAME) at 16 kHz, wideband telephone audio: at 48 kHz LAME ran at only ~6x
+real time on the shared test machine, at 16 kHz ~17x.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from devserver.sandbox.rtc.audio import FULL_SCALE, RATE, Samples
 
 KEEP = 2 * RATE  # at most this many samples wait in a channel's buffer
+MP3_RATE = 16000  # wideband telephony; LAME at 48 kHz costs a sixth of a core per call here
 
 
 class _Buffer:
@@ -93,7 +96,8 @@ class _Mp3:
 
         self._layout = "stereo" if channels == 2 else "mono"
         self._container = av.open(str(path), "w", format="mp3")
-        self._stream = self._container.add_stream("libmp3lame", rate=RATE, layout=self._layout)
+        # PyAV resamples the 48 kHz frames to the encoder's rate
+        self._stream = self._container.add_stream("libmp3lame", rate=MP3_RATE, layout=self._layout)
         self._pts = 0
 
     def write(self, block: np.ndarray) -> None:
@@ -124,8 +128,10 @@ class Recorder:
         track: str = "both",
         clock: Callable[[], float] = time.monotonic,
         latency: float = 0.2,
+        max_seconds: float = 0,
     ) -> None:
         self.track = track
+        self.max_samples = round(max_seconds * RATE) if max_seconds > 0 else None
         self.nchannels = 2 if channels == "dual" and track == "both" else 1
         self.latency = latency
         self._clock = clock
@@ -141,6 +147,14 @@ class Recorder:
     def seconds(self) -> float:
         """Audio written so far, in seconds."""
         return self._written / RATE
+
+    @property
+    def full(self) -> bool:
+        """True once ``max_seconds`` of audio are due (the recording must end)."""
+        if self.max_samples is None:
+            return False
+        now = self._paused_at if self._paused_at is not None else self._clock()
+        return (now - self._t0 - self._paused_total) * RATE >= self.max_samples
 
     def agent(self, samples: Samples) -> None:
         """A frame of the agent's microphone."""
@@ -158,7 +172,9 @@ class Recorder:
             return
         now = self._paused_at if self._paused_at is not None else self._clock()
         lag = self.latency if latency is None else latency
-        due = int((now - self._t0 - self._paused_total - lag) * RATE) - self._written
+        due = round((now - self._t0 - self._paused_total - lag) * RATE) - self._written
+        if self.max_samples is not None:
+            due = min(due, self.max_samples - self._written)
         while due > 0:
             n = min(due, RATE)
             self._writer.write(self._block(self._agent.take(n), self._customer.take(n)))

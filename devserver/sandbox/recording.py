@@ -10,7 +10,7 @@ and the ``call.recording.saved`` / ``call.recording.error`` webhook bodies.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,11 @@ FORMATS = ("mp3", "wav")
 
 @dataclass
 class Recording:
-    """A recording of one call (``status``: pending -> recording <-> paused -> completed)."""
+    """A recording of one call.
+
+    ``status``: pending (waiting for the answer) -> recording <-> paused -> completed, or
+    failed (the ``recording_error`` fault), or canceled (never answered).
+    """
 
     id: str
     call: Call
@@ -46,7 +50,6 @@ class Recording:
     error: bool = False  # fault: ends in call.recording.error, no file
     urls_expired: bool = False  # fault: the saved webhook's URLs are already expired
     recorder: Recorder | None = None
-    commands: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, call: Call, now: datetime, **kw: Any) -> Recording:

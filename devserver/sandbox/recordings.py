@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -49,16 +51,24 @@ class Recordings:
         webhooks: Webhooks,
         signer: UrlSigner,
         *,
-        directory: Path,
+        directory: Path | None = None,
         find_conversation: FindConversation = lambda _id: None,
     ) -> None:
         self.store, self.webhooks, self.signer = store, webhooks, signer
-        self.directory = directory
+        self._directory = directory
+        self._temp: Path | None = None  # made at the first recording, removed at close
         self.find_conversation = find_conversation
         self.items: dict[str, Recording] = {}
         self._commands: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         webhooks.observers.append(self.on_event)
+
+    @property
+    def directory(self) -> Path:
+        """Where files go: the configured directory, else a temporary one made when needed."""
+        if self._directory is None:
+            self._temp = self._directory = Path(tempfile.mkdtemp(prefix="sandbox-recordings-"))
+        return self._directory
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -66,17 +76,25 @@ class Recordings:
         """Dial's ``record: record-from-answer``: a recording that starts on answer."""
         if data.get("record") != "record-from-answer":
             return None
-        rec = Recording.create(
+        return self._new(
             call,
-            self.store.clock(),
+            decision,
             format=data.get("record_format", "mp3"),
             channels=data.get("record_channels", "dual"),
             track=data.get("record_track", "both"),
             initiated_by="OutboundAPI",
-            client_state=call.client_state,
             max_length=data.get("record_max_length", 0),
-            error=bool(decision.recording_error),
-            urls_expired=bool(decision.recording_urls_expired),
+        )
+
+    def _new(self, call: Call, decision: Decision, **kw: Any) -> Recording:
+        """A new recording of ``call``, with the recording faults the request drew."""
+        rec = Recording.create(
+            call,
+            self.store.clock(),
+            client_state=call.client_state,
+            error=decision.recording_error,
+            urls_expired=decision.recording_urls_expired,
+            **kw,
         )
         self.items[rec.id] = rec
         return rec
@@ -90,10 +108,21 @@ class Recordings:
                 self.finish(rec)
 
     def _start(self, rec: Recording) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         rec.status, rec.started_at = "recording", self.store.clock()
         rec.path = self.directory / f"{rec.id}.{rec.format}"
-        rec.recorder = Recorder(rec.path, fmt=rec.format, channels=rec.channels, track=rec.track)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            rec.recorder = Recorder(
+                rec.path,
+                fmt=rec.format,
+                channels=rec.channels,
+                track=rec.track,
+                max_seconds=rec.max_length,
+            )
+        except Exception:  # the file cannot be written: call.recording.error at the end
+            logger.exception("[Telnyx Sandbox] Recording file failed id=%s", rec.id)
+            rec.error, rec.path = True, None
+            return
         conversation = self.find_conversation(rec.call.call_control_id)
         if conversation is not None:
             conversation.taps.append(rec.recorder)
@@ -111,7 +140,7 @@ class Recordings:
                 await asyncio.sleep(TICK)
                 if rec.status == "recording":
                     rec.recorder.flush()
-                    if rec.max_length and rec.recorder.seconds >= rec.max_length:
+                    if rec.recorder.full:
                         self.finish(rec)
         except Exception:
             logger.exception("[Telnyx Sandbox] Recording failed id=%s", rec.id)
@@ -122,15 +151,21 @@ class Recordings:
         """Stop capturing, close the file and send the saved (or error) webhook."""
         if not rec.active:
             return
+        if rec.status == "pending":  # record-from-answer on a call never answered
+            rec.status = "canceled"
+            return
         rec.ended_at = self.store.clock()
         recorder, rec.recorder = rec.recorder, None
         if recorder is not None:
             conversation = self.find_conversation(rec.call.call_control_id)
             if conversation is not None and recorder in conversation.taps:
                 conversation.taps.remove(recorder)
-            rec.duration_millis = int(recorder.close() * 1000)
-            rec.size = rec.path.stat().st_size if rec.path else 0
-        rec.started_at = rec.started_at or rec.ended_at
+            try:
+                rec.duration_millis = int(recorder.close() * 1000)
+                rec.size = rec.path.stat().st_size if rec.path else 0
+            except Exception:
+                logger.exception("[Telnyx Sandbox] Recording file failed id=%s", rec.id)
+                rec.error = True
         if rec.error:
             rec.status = "failed"
             self._remove_file(rec)
@@ -155,7 +190,10 @@ class Recordings:
     @staticmethod
     def _remove_file(rec: Recording) -> None:
         if rec.path is not None:
-            rec.path.unlink(missing_ok=True)
+            try:
+                rec.path.unlink(missing_ok=True)
+            except OSError as e:
+                logger.warning("[Telnyx Sandbox] Recording file not removed id=%s: %s", rec.id, e)
 
     def delete(self, rec: Recording) -> None:
         """Forget a recording and remove its file (DELETE /recordings/...)."""
@@ -173,6 +211,13 @@ class Recordings:
                 rec.recorder.close()
             self.delete(rec)
         self._commands.clear()
+
+    async def shutdown(self) -> None:
+        """:meth:`close`, and the temporary directory goes (the sandbox stops)."""
+        await self.close()
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = self._directory = None
 
     # ------------------------------------------------------------- record actions
 
@@ -221,19 +266,15 @@ class Recordings:
         if any(r.call is call and r.active for r in self.items.values()):
             raise errors.invalid("/", "This call is already being recorded.")
         decision = request.get(DECISION) or Decision()
-        rec = Recording.create(
+        rec = self._new(
             call,
-            self.store.clock(),
+            decision,
             format=data["format"],
             channels=data["channels"],
             track=data.get("recording_track", "both"),
             initiated_by="StartCallRecordingAPI",
-            client_state=call.client_state,
             max_length=data.get("max_length", 0),
-            error=bool(decision.recording_error),
-            urls_expired=bool(decision.recording_urls_expired),
         )
-        self.items[rec.id] = rec
         self._start(rec)
         return reply(request, {"result": "ok"})
 

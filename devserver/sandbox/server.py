@@ -13,12 +13,17 @@ The control endpoints (no auth; the server binds 127.0.0.1 unless told otherwise
     GET    /_sandbox/webhooks   webhook deliveries (event, call, url, status, attempts, body)
     POST   /_sandbox/webhooks   {"answer_after", "talk_time", "answer", "initiated_after",
                                  "webhook_url", "timeout", "retries"}: for calls dialled later
-    POST   /_sandbox/reset      clear log, faults, deliveries, credentials, calls; reseed
-                                connections (same ids); webhook timing back to start-up values;
-                                close WebRTC sockets and peers.
+    GET    /_sandbox/recordings every recording, any state, with its file (?call_control_id=)
+    POST   /_sandbox/recordings {"call_control_id", "seconds", "format", ...}: one made at once
+    GET    /_sandbox/downloads  recording downloads served (range, status, bytes, fault)
+    POST   /_sandbox/reset      clear log, faults, deliveries, credentials, calls, recordings;
+                                reseed connections (same ids); webhook timing back to start-up
+                                values; close WebRTC sockets and peers.
                                 {"keep_state": true} clears only the log, faults and deliveries.
     /_sandbox/rtc/...           the WebRTC side (see devserver/sandbox/rtc/__init__.py)
 
+``GET /files/recordings/{id}.{format}?expires=&signature=`` serves recording files to
+signed URLs, without the API key (``downloads.py``, ``docs/SANDBOX-RECORDING.md``).
 ``GET /rtc`` is the WebSocket the ``@telnyx/webrtc`` SDK connects to (``host`` option).
 
 A client giving up during injected latency does not stop the operation, as with a real
@@ -32,12 +37,9 @@ import dataclasses
 import hmac
 import logging
 import secrets
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -53,64 +55,15 @@ from devserver.sandbox.faults import DECISION, Decision, FaultTable
 from devserver.sandbox.recordings import Recordings
 from devserver.sandbox.recordings_api import RecordingsApi
 from devserver.sandbox.requestlog import RequestLog, deadline_header
+from devserver.sandbox.routes import CALL_HANDLERS, RECORD_HANDLERS, RECORDINGS_HANDLERS, ROUTES
 from devserver.sandbox.rtc import Rtc
+from devserver.sandbox.signing import Signer
 from devserver.sandbox.store import Seed, Store
-from devserver.sandbox.webhooks import Signer, Webhooks
+from devserver.sandbox.webhooks import Webhooks
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ROUTES = (
-    ("GET", "/v2/telephony_credentials", "FindTelephonyCredentials", "find_credentials"),
-    ("POST", "/v2/telephony_credentials", "CreateTelephonyCredential", "create_credential"),
-    ("GET", "/v2/telephony_credentials/{id}", "GetTelephonyCredential", "get_credential"),
-    ("PATCH", "/v2/telephony_credentials/{id}", "UpdateTelephonyCredential", "update_credential"),
-    ("DELETE", "/v2/telephony_credentials/{id}", "DeleteTelephonyCredential", "delete_credential"),
-    (
-        "POST",
-        "/v2/telephony_credentials/{id}/token",
-        "CreateTelephonyCredentialToken",
-        "create_token",
-    ),
-    ("GET", "/v2/credential_connections", "ListCredentialConnections", "list_connections"),
-    ("POST", "/v2/credential_connections", "CreateCredentialConnection", "create_connection"),
-    (
-        "GET",
-        "/v2/credential_connections/{id}",
-        "RetrieveCredentialConnection",
-        "retrieve_connection",
-    ),
-    (
-        "DELETE",
-        "/v2/credential_connections/{id}",
-        "DeleteCredentialConnection",
-        "delete_connection",
-    ),
-    ("POST", "/v2/calls", "DialCall", "dial"),
-    ("GET", "/v2/calls/{call_control_id}", "RetrieveCallStatus", "retrieve_call"),
-    ("POST", "/v2/calls/{call_control_id}/actions/hangup", "HangupCall", "hangup"),
-    ("POST", "/v2/calls/{call_control_id}/actions/record_start", "StartCallRecord", "record_start"),
-    ("POST", "/v2/calls/{call_control_id}/actions/record_stop", "StopCallRecording", "record_stop"),
-    (
-        "POST",
-        "/v2/calls/{call_control_id}/actions/record_pause",
-        "PauseCallRecording",
-        "record_pause",
-    ),
-    (
-        "POST",
-        "/v2/calls/{call_control_id}/actions/record_resume",
-        "ResumeCallRecording",
-        "record_resume",
-    ),
-    ("GET", "/v2/recordings", "GetRecordings", "index"),
-    ("GET", "/v2/recordings/{recording_id}", "GetRecording", "retrieve"),
-    ("DELETE", "/v2/recordings/{recording_id}", "DeleteRecording", "delete"),
-    ("POST", "/v2/recordings/actions/delete", "DeleteRecordings", "delete_many"),
-)
-CALL_HANDLERS = {"dial", "retrieve_call", "hangup"}
-RECORD_HANDLERS = {"record_start", "record_stop", "record_pause", "record_resume"}
-RECORDINGS_HANDLERS = {"index", "retrieve", "delete", "delete_many"}
 MALFORMED = b'{"data": {"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "record_type": '
 
 
@@ -151,8 +104,6 @@ class Sandbox:
         )
         self.stopping = False
         self.port = 0
-        self._temp_dir = None if config.recordings_dir else tempfile.mkdtemp(prefix="recordings-")
-        directory = config.recordings_dir or Path(str(self._temp_dir))
         self.url_signer = UrlSigner(
             secrets.token_bytes(32),
             base_url=lambda: str(self.info()["base_url"]).removesuffix("/v2"),
@@ -163,7 +114,7 @@ class Sandbox:
             self.store,
             self.webhooks,
             self.url_signer,
-            directory=directory,
+            directory=config.recordings_dir,
             find_conversation=self.rtc.conversation,
         )
         self.recordings_api = RecordingsApi(self.recordings)
@@ -222,9 +173,7 @@ class Sandbox:
 
     async def _cleanup(self) -> None:
         await self.webhooks.close()
-        await self.recordings.close()
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        await self.recordings.shutdown()
         self.log.close()
 
     # ------------------------------------------------------------------- API requests

@@ -29,6 +29,13 @@ from tests.helpers import WebhookReceiver as Receiver
 pytestmark = pytest.mark.contract
 
 CALL_OPERATIONS = ("DialCall", "RetrieveCallStatus", "HangupCall")
+RECORD_OPERATIONS = (
+    "StartCallRecord",
+    "StopCallRecording",
+    "PauseCallRecording",
+    "ResumeCallRecording",
+)
+RECORDINGS_OPERATIONS = ("GetRecordings", "GetRecording", "DeleteRecording", "DeleteRecordings")
 OTHER_OPERATIONS = (
     "FindTelephonyCredentials",
     "CreateTelephonyCredential",
@@ -42,12 +49,16 @@ OTHER_OPERATIONS = (
     "DeleteCredentialConnection",
 )
 FAULT_STATUSES = (429, 500, 503)
-PATH_PARAMS = {"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "call_control_id": "v3:unknown"}
+UNKNOWN = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+PATH_PARAMS = {"id": UNKNOWN, "call_control_id": "v3:unknown", "recording_id": UNKNOWN}
+ALL_OPERATIONS = CALL_OPERATIONS + RECORD_OPERATIONS + RECORDINGS_OPERATIONS + OTHER_OPERATIONS
 WEBHOOKS = {
     "call.initiated": "callInitiated",
     "call.answered": "callAnswered",
     "call.bridged": "callBridged",
     "call.hangup": "callHangup",
+    "call.recording.saved": "callRecordingSaved",
+    "call.recording.error": "callRecordingError",
 }
 
 # Statuses the sandbox answers although the operation does not declare them. Bodies are
@@ -234,7 +245,7 @@ def test_sandbox__call_operations_match_spec(api: Api, receiver: Receiver) -> No
     assert not problems, report(problems)
 
 
-@pytest.mark.parametrize("op_id", CALL_OPERATIONS + OTHER_OPERATIONS)
+@pytest.mark.parametrize("op_id", ALL_OPERATIONS)
 def test_sandbox__unauthenticated_answer_matches_spec(api: Api, op_id: str) -> None:
     problems = api.check(op_id, api.call(op_id, auth=False), 401)
     assert not problems, report(problems)
@@ -251,6 +262,13 @@ def test_sandbox__unauthenticated_answer_matches_spec(api: Api, op_id: str) -> N
         ("DeleteCredentialConnection", None),
         ("RetrieveCallStatus", None),
         ("HangupCall", {}),
+        ("StartCallRecord", {"format": "wav", "channels": "dual"}),
+        ("StopCallRecording", {}),
+        ("PauseCallRecording", {}),
+        ("ResumeCallRecording", {}),
+        ("GetRecording", None),
+        ("DeleteRecording", None),
+        ("DeleteRecordings", {"ids": [UNKNOWN]}),
     ],
 )
 def test_sandbox__not_found_answer_matches_spec(api: Api, op_id: str, body: Any) -> None:
@@ -331,6 +349,26 @@ INVALID: dict[str, tuple[str, int, Callable[[Api], httpx.Response]]] = {
     ),
     "dial-not-json": ("DialCall", 400, lambda api: api.call("DialCall", content=b"{not json")),
     "hangup-ended-call": ("HangupCall", 422, _hangup_ended_call),
+    "record-without-channels": (
+        "StartCallRecord",
+        422,
+        lambda api: api.call("StartCallRecord", call_control_id=api.dial(), json={"format": "wav"}),
+    ),
+    "record-stop-without-recording": (
+        "StopCallRecording",
+        422,
+        lambda api: api.call("StopCallRecording", call_control_id=api.dial(), json={}),
+    ),
+    "recordings-page-size-zero": (
+        "GetRecordings",
+        400,
+        lambda api: api.call("GetRecordings", params={"page[size]": "0"}),
+    ),
+    "delete-recordings-without-ids": (
+        "DeleteRecordings",
+        422,
+        lambda api: api.call("DeleteRecordings", json={}),
+    ),
 }
 
 
@@ -352,7 +390,7 @@ def test_sandbox__credential_limit_answer_matches_spec(api: Api) -> None:
 
 
 @pytest.mark.parametrize("status", FAULT_STATUSES)
-@pytest.mark.parametrize("op_id", CALL_OPERATIONS + OTHER_OPERATIONS)
+@pytest.mark.parametrize("op_id", ALL_OPERATIONS)
 def test_sandbox__injected_fault_answer_matches_spec(api: Api, op_id: str, status: int) -> None:
     api.sandbox.set_fault(op_id, status=status, count=1)
     body = {} if api.spec.operation(op_id)[0].get("requestBody") else None
@@ -411,3 +449,42 @@ def test_sandbox__webhooks_match_spec(api: Api, receiver: Receiver, case: str) -
 def _event_type(body: bytes) -> str:
     event_type: str = jsonlib.loads(body)["data"]["event_type"]
     return event_type
+
+
+def test_sandbox__recording_operations_and_webhooks_match_spec(
+    api: Api, receiver: Receiver
+) -> None:
+    api.sandbox.set_webhooks(talk_time=30)  # reset() restores it for the next test
+    problems: list[Problem] = []
+    url = receiver.url()
+    call_id = api.dial(webhook_url=url)
+    assert len(receiver.wait(url, 2)) == 2, "call.answered never arrived"
+    start = {"format": "mp3", "channels": "dual", "command_id": str(uuid.uuid4())}
+    api.run("StartCallRecord", 200, problems, call_control_id=call_id, json=start)
+    for op_id in ("PauseCallRecording", "ResumeCallRecording", "StopCallRecording"):
+        api.run(op_id, 200, problems, call_control_id=call_id, json={"client_state": "YQ=="})
+    recorded = api.dial(webhook_url=url, record="record-from-answer", record_format="wav")
+    api.sandbox.wait_recording(recorded, status="recording")
+    api.run("HangupCall", 200, problems, call_control_id=recorded, json={})
+    api.sandbox.set_fault("StartCallRecord", recording_error=True, count=1)
+    api.run(
+        "StartCallRecord", 200, problems, call_control_id=call_id, json=start | {"command_id": "2"}
+    )
+    api.run("HangupCall", 200, problems, call_control_id=call_id, json={})
+    # initiated, answered and hangup twice, saved twice, one error
+    deliveries = receiver.wait(url, 9)
+    for delivery in deliveries:
+        event_type = _event_type(delivery.body)
+        problems += api.spec.check_webhook(WEBHOOKS[event_type], delivery.headers, delivery.body)
+    events = sorted(_event_type(d.body) for d in deliveries)
+    assert events.count("call.recording.saved") == 2, events
+    assert events.count("call.recording.error") == 1, events
+
+    listed = api.run("GetRecordings", 200, problems, params={"filter[call_control_id]": call_id})
+    recording_id = listed["data"][0]["id"]
+    api.run("GetRecordings", 200, problems, params={"page[number]": "1", "page[size]": "1"})
+    api.run("GetRecording", 200, problems, recording_id=recording_id)
+    api.run("DeleteRecording", 200, problems, recording_id=recording_id)
+    other = api.run("GetRecordings", 200, problems)["data"][0]["id"]
+    api.run("DeleteRecordings", 200, problems, json={"ids": [other]})
+    assert not problems, report(problems)

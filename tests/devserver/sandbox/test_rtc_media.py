@@ -7,16 +7,20 @@ simulated customer plays 1000 Hz. Both ends measure what they receive.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+import wave
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import httpx
+import numpy as np
 import pytest
 
 from devserver.sandbox.control import SandboxProcess
 from devserver.sandbox.faults import FaultRule, FaultTable
+from devserver.sandbox.rtc.audio import RATE, dominant_hz
 
 from .rtc_client import Api, VertoClient, until
 
@@ -155,6 +159,63 @@ async def test_rtc_media__media_stop_fault_stops_rtp(api: Api, sandbox: SandboxP
             await until(lambda: _async(client.heard.frames > before + 10), what="RTP again")
         finally:
             await client.close()
+
+
+async def test_rtc_media__recording_has_the_agent_left_and_the_customer_right(
+    api: Api, agent: dict[str, Any], sandbox: SandboxProcess
+) -> None:
+    fmt = "wav"  # MP3 is checked the same way in test_recorder.py
+    await api.control("POST", "rtc", {"echo_gain": 0})  # the right channel: the tone alone
+    leg = agent["leg"]
+    resp = await api.dial(
+        CUSTOMER, link_to=leg, bridge_on_answer=True, record="record-from-answer", record_format=fmt
+    )
+    customer = resp.json()["data"]
+    await api.wait_event(leg, "call.bridged")
+    await asyncio.sleep(1.2)  # a second of conversation to record
+    assert (await api.hangup(customer["call_control_id"])).status_code == 200
+    saved = await api.wait_event(customer["call_control_id"], "call.recording.saved")
+    assert saved["recording_id"] == customer["recording_id"]
+    download = await api.client.get(saved["recording_urls"][fmt])  # no API key
+    assert download.status_code == 200
+    with wave.open(io.BytesIO(download.content)) as w:
+        assert w.getnchannels() == 2
+        raw = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2).T
+    assert raw.shape[1] >= RATE  # as long as the recording ran
+    left, right = (raw[:, RATE // 4 : RATE] / 32767).astype(np.float64)
+    assert near(dominant_hz(left), 600, 5), dominant_hz(left)  # the agent, channel 1
+    assert near(dominant_hz(right), 1000, 5), dominant_hz(right)  # the customer, channel 2
+    assert sandbox.wait_recording(customer["call_control_id"])["file_channels"] == 2
+    served = sandbox.downloads()[-1]
+    assert (served["recording_id"], served["status"]) == (customer["recording_id"], 200)
+    assert served["bytes"] == len(download.content)
+
+
+async def test_rtc_media__recording_of_an_agent_without_audio_is_silent_on_the_left(
+    api: Api, agent: dict[str, Any], sandbox: SandboxProcess
+) -> None:
+    client: VertoClient = agent["client"]
+    assert client.pc is not None
+    await client.pc.close()  # the agent answered, then sends nothing
+    leg = agent["leg"]
+    resp = await api.dial(
+        CUSTOMER,
+        link_to=leg,
+        bridge_on_answer=True,
+        record="record-from-answer",
+        record_format="wav",
+    )
+    customer = resp.json()["data"]["call_control_id"]
+    await api.wait_event(leg, "call.bridged")
+    await asyncio.sleep(0.5)  # half a second to record
+    assert (await api.hangup(customer)).status_code == 200
+    saved = await api.wait_event(customer, "call.recording.saved")
+    download = await api.client.get(saved["recording_urls"]["wav"])
+    with wave.open(io.BytesIO(download.content)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, RATE)
+        assert w.getnframes() >= RATE * 0.4  # as long as the recording ran
+        left = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)[:, 0]
+    assert not left.any()  # no agent audio: silence, still a valid file
 
 
 async def _async(value: Any) -> Any:
