@@ -10,7 +10,7 @@ the report gives the median of the repetitions.
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
-                                          #   supervisor softphone
+                                          #   supervisor softphone recording
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone")
+NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone", "recording")
+
+OWN_RUNS = ("supervisor", "softphone", "recording")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -69,6 +71,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--runs", "5", "--latencies", "0", "200"],
         ["--runs", "2", "--latencies", "0", "200"],
         600,
+    ),
+    "recording": (
+        "bench.recording_download",
+        ["--size-mb", "100", "--runs", "3"],
+        ["--size-mb", "20", "--runs", "1"],
+        900,
     ),
 }
 
@@ -151,9 +159,9 @@ def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(repeat):  # interleaved: noise hits product and baselines alike
         for name in names:
-            if name not in ("supervisor", "softphone"):  # repeat their own runs inside
+            if name not in OWN_RUNS:  # these repeat their own runs inside
                 runs[name].append(run_one(name, args.quick, logs))
-    for name in ("supervisor", "softphone"):
+    for name in OWN_RUNS:
         if name in names:
             runs[name].append(run_one(name, args.quick, logs))
     total = round(time.monotonic() - started, 1)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import ROOT, median
+from bench.recording_download import recording_section
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 MARK = "<!-- bench-results "
@@ -541,6 +542,7 @@ def render(results: dict[str, Any]) -> str:
         body += section(results, checks)
     body += rss_section(results)
     body += softphone_section(results, checks)
+    body += recording_section(results, checks)
     meta = results.get("_meta") or {}
     runtime = (
         f"The last full run ({meta['date']}) took {meta['total_seconds'] / 60:.1f} minutes. "

@@ -312,6 +312,10 @@ LOGGING = {
         "telephony": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
         "dashboard": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
         "devserver": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+        # httpx logs every request's full URL at INFO, and a recording's download link is a
+        # secret (signed, like a presigned S3 URL): never below WARNING, whatever root says.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         "django.request": {
             "level": "ERROR",
             "handlers": ["console"],

@@ -28,6 +28,9 @@ Telnyx error titles only.
     │   ├── ProviderRateLimited          502 provider_error (Telnyx 429)
     │   ├── ProviderUnavailable          502 provider_error (5xx, refused, malformed)
     │   └── ProviderTimeout              502 provider_error (Telnyx too slow)
+    ├── RecordingFetchFailed             502 recording_fetch_failed (worker only; on the row)
+    │   ├── RecordingLinkExpired         502 recording_fetch_failed (refresh the URL, resume)
+    │   └── RecordingTooLarge            502 recording_fetch_failed (never retried)
     ├── ServiceUnavailable               503 service_unavailable
     │   └── CircuitOpen                  503 service_unavailable (provider breaker open)
     └── WorkerTimeout                    504 worker_timeout
@@ -237,6 +240,32 @@ class ProviderTimeout(ProviderError):
     default_message = "The telephony provider did not answer in time."
 
 
+class RecordingFetchFailed(TelephonyError):
+    """A worker could not bring a recording's file into our storage; ``reason`` says why
+    (``size_mismatch``, ``checksum_mismatch``, ``bad_range``, ``http_503``, ``storage_error``
+    ...) and becomes the row's ``error_code``. Messages never carry the download URL."""
+
+    status = 502
+    code = "recording_fetch_failed"
+    default_message = "The recording could not be downloaded."
+    permanent: ClassVar[bool] = False  # True: retrying cannot help, the row is failed
+
+
+class RecordingLinkExpired(RecordingFetchFailed):
+    """The download URL answered 403, 404 or 410 (Telnyx's links live 10 minutes)."""
+
+    default_reason = "url_expired"
+    default_message = "The recording's download link has expired."
+
+
+class RecordingTooLarge(RecordingFetchFailed):
+    """The file is larger than ``TELEPHONY_RECORDING_MAX_BYTES``."""
+
+    default_reason = "too_large"
+    default_message = "The recording is larger than TELEPHONY_RECORDING_MAX_BYTES."
+    permanent = True
+
+
 class ServiceUnavailable(TelephonyError):
     """The telephony service cannot take requests now (no worker, Redis down, failed)."""
 
@@ -290,6 +319,9 @@ _REGISTRY: dict[str, type[TelephonyError]] = {
         ProviderRateLimited,
         ProviderUnavailable,
         ProviderTimeout,
+        RecordingFetchFailed,
+        RecordingLinkExpired,
+        RecordingTooLarge,
         ServiceUnavailable,
         CircuitOpen,
         WorkerTimeout,

@@ -212,6 +212,9 @@ class Recording(models.Model):
     telnyx_recording_id = models.CharField(max_length=128, unique=True)
     call_control_id = models.CharField(max_length=128, blank=True)
     call_session_id = models.CharField(max_length=128, blank=True)
+    # The spec's call.recording.saved carries no recording id: the leg (and start time)
+    # find it through GET /v2/recordings?filter[call_leg_id]=... when fresh links are due.
+    call_leg_id = models.CharField(max_length=128, blank=True)
     channels = models.CharField(max_length=8, blank=True, help_text="single or dual")
     format = models.CharField(max_length=8, help_text="mp3 or wav")
     status = models.CharField(

@@ -34,9 +34,10 @@ OPERATIONS = (
     "call.event",
     "call.record",
     "health.ping",
+    "recording.fetch",
 )
 # Sent without waiting for an answer (a webhook forwarded to the workers): no reply is sent.
-FIRE_AND_FORGET = frozenset({"call.event"})
+FIRE_AND_FORGET = frozenset({"call.event", "recording.fetch"})
 NO_REPLY = "telephony.noreply"  # the reply_to of fire-and-forget requests; never read
 
 

@@ -10,7 +10,8 @@ Telnyx delivers at least once and not necessarily in order. So every event is st
 once under its ``data.id`` (a replay is a no-op), applied to the row through the
 forward-only services (:mod:`telephony.web.call_events`), and forwarded once to the
 workers as a fire-and-forget ``call.event``: they do what needs Telnyx (dial the
-customer leg when the agent answers, hang up the other leg when one ends).
+customer leg when the agent answers, hang up the other leg when one ends). Recording
+events go to :mod:`telephony.web.recording_events` (a row, then a ``recording.fetch``).
 
 Web side only: this module never imports the Telnyx SDK.
 """
@@ -24,6 +25,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +41,11 @@ from telephony.legs import Leg
 from telephony.models import WebhookEvent
 from telephony.protocol import CHANNEL, NO_REPLY, Request
 from telephony.web.call_events import aapply_event, afind_call, arecording_saved
+from telephony.web.recording_events import (
+    RECORDING_EVENTS,
+    afind_recording_call,
+    areceive_recording_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +171,10 @@ async def areceive_event(event: TelnyxEvent) -> bool:
     rather than taken for a replay (applying twice is harmless: updates only move forward).
     A replay is neither applied nor forwarded: it changes nothing.
     """
-    call, leg = await afind_call(event)
+    if event.event_type in RECORDING_EVENTS:
+        call, leg = await afind_recording_call(event)
+    else:
+        call, leg = await afind_call(event)
     try:
         stored = await WebhookEvent.objects.acreate(
             event_id=event.event_id,
@@ -177,8 +187,11 @@ async def areceive_event(event: TelnyxEvent) -> bool:
         logger.info("[Telephony Webhooks] event_id=%s replayed; ignored", event.event_id)
         return False
     call_id = call.id if call is not None else None
-    if event.event_type == "call.recording.saved" and call is not None:
-        await arecording_saved(call, leg)
+    if event.event_type in RECORDING_EVENTS:
+        if event.event_type == "call.recording.saved" and call is not None:
+            await arecording_saved(call, leg)  # the call's recording flag
+        await _applied(stored, areceive_recording_event(event, call))
+        return True
     if event.event_type not in CALL_EVENTS:
         logger.info(
             "[Telephony Webhooks] event_id=%s type=%s call_id=%s stored, not applied",
@@ -191,13 +204,18 @@ async def areceive_event(event: TelnyxEvent) -> bool:
             event.event_id, event.event_type, event.text("call_control_id"),
         )  # fmt: skip
         return True
+    await _applied(stored, aapply_event(event, call, leg))
+    await aforward_event(event, call.id, leg)
+    return True
+
+
+async def _applied(stored: WebhookEvent, applying: Coroutine[Any, Any, None]) -> None:
+    """Await ``applying``; if it fails, forget the event so Telnyx's retry is applied."""
     try:
-        await aapply_event(event, call, leg)
+        await applying
     except Exception:
         await WebhookEvent.objects.filter(pk=stored.pk).adelete()
         raise
-    await aforward_event(event, call.id, leg)
-    return True
 
 
 async def aforward_event(event: TelnyxEvent, call_id: uuid.UUID, leg: Leg) -> None:

@@ -21,6 +21,7 @@ import httpx
 import telnyx
 
 from telephony import exceptions as exc
+from telephony.worker.adapter_recordings import RecordingOperations
 from telephony.worker.breaker import CircuitBreaker
 from telephony.worker.provider import CallInfo, CredentialInfo, DialResult, RequestContext
 from telephony.worker.record_actions import RecordActions
@@ -117,10 +118,11 @@ def _require(value: Any, what: str) -> Any:
     return value
 
 
-class TelnyxAdapter(RecordActions):
+class TelnyxAdapter(RecordActions, RecordingOperations):
     """Async Telnyx operations bounded by request deadlines, behind a circuit breaker.
 
-    The record actions are in :mod:`telephony.worker.record_actions`.
+    The record actions are in :mod:`telephony.worker.record_actions`, the recordings'
+    retrieve, list and delete in :mod:`telephony.worker.adapter_recordings`.
     """
 
     def __init__(
@@ -152,7 +154,11 @@ class TelnyxAdapter(RecordActions):
         # The SDK imports resources lazily (~1.4 s for `calls`). Pay for it now, before the
         # worker's first heartbeat, not inside its event loop on the first request, where
         # it would look like a hang to the supervisor.
-        _ = (self._client.calls.actions, self._client.telephony_credentials)
+        _ = (
+            self._client.calls.actions,
+            self._client.telephony_credentials,
+            self._client.recordings,
+        )
 
     def __repr__(self) -> str:
         return f"TelnyxAdapter(base_url={str(self._client.base_url)!r})"

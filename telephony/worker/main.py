@@ -44,6 +44,8 @@ from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
 from telephony.worker.provider import RequestContext
 from telephony.worker.reconciler import reconcile_once
+from telephony.worker.recording_retention import recording_hygiene
+from telephony.worker.recordings import RecordingFetcher
 from telephony.worker.stats import Pending, WorkerStats
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class TelephonyWorker:
             max_connections=max(self.concurrency * 2, 20),
         )
         self.ops = Operations(self.adapter, worker_id=self.worker_id)
+        self.recordings = RecordingFetcher(self.adapter, worker_id=self.worker_id)
         self.handlers: dict[
             str, Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
         ] = {
@@ -93,6 +96,7 @@ class TelephonyWorker:
             "call.event": self.ops.call_event,
             "call.record": self.ops.call_record,
             "health.ping": self.ops.health_ping,
+            "recording.fetch": self.recordings.recording_fetch,
         }
         self.stats = WorkerStats()
         self.started_at = now_ms()
@@ -166,6 +170,7 @@ class TelephonyWorker:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self._forget()
+        await self.recordings.aclose()  # a cancelled fetch hands its lease back first
         await self.adapter.aclose()
         logger.info(
             "[Telephony Worker] Stopped worker_id=%s handled=%d failed=%d",
@@ -379,6 +384,7 @@ class TelephonyWorker:
                 await sync_to_async(close_old_connections)()
                 await reconcile_once(self.ops)
                 await credential_hygiene(self.adapter, worker_id=self.worker_id)
+                await recording_hygiene(self.recordings)
             except (redis.RedisError, OSError) as e:
                 logger.warning("[Telephony Reconciler] skipped: %s", type(e).__name__)
             except Exception:

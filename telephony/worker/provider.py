@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,30 @@ class CallInfo:
     call_control_id: str
     is_alive: bool
     call_duration: int | None
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """A recording as ``GET /v2/recordings/{id}`` describes it; ``download_urls`` are
+    fresh, short-lived links by format (secrets: never logged)."""
+
+    id: str
+    call_leg_id: str
+    call_session_id: str
+    channels: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_millis: int | None
+    download_urls: dict[str, str]
+
+
+class RecordingsApi(Protocol):
+    """What the recording pipeline needs of Telnyx (the adapter; a fake in tests)."""
+
+    async def get_recording(self, ctx: RequestContext, recording_id: str) -> RecordingInfo: ...
+
+    async def list_recordings(
+        self, ctx: RequestContext, *, call_leg_id: str = "", call_session_id: str = ""
+    ) -> list[RecordingInfo]: ...
+
+    async def delete_recording(self, ctx: RequestContext, recording_id: str) -> bool: ...

@@ -20,6 +20,13 @@ from telephony.state import now_ms
 from telephony.worker import main as worker_main
 from telephony.worker.main import TelephonyWorker
 from tests.helpers import ProcessTracker, await_until
+from tests.telephony.recording_helpers import (  # noqa: F401 (the recording tests' fixtures)
+    download_server,
+    fake,
+    fetcher,
+    storage_dir,
+)
+from tests.telephony.test_webhooks import call, key  # noqa: F401 (also the recording tests')
 
 FAST = {
     "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
@@ -83,8 +90,8 @@ def fake_ready_worker() -> None:
 
 def worker_beat(pid: int) -> Heartbeat | None:
     """The live heartbeat of the worker with this pid, if any."""
-    for key in get_redis().scan_iter(match=Keys.worker("*")):
-        raw = get_redis().get(key)
+    for name in get_redis().scan_iter(match=Keys.worker("*")):
+        raw = get_redis().get(name)
         if raw and (beat := Heartbeat.decode(raw)).pid == pid:
             return beat
     return None

@@ -163,6 +163,8 @@ class Rig:
         for message in await self.forwarded():
             request = Request.decode(message)
             rid, payload = request.request_id, request.payload
+            if request.op == "recording.fetch":  # the recording pipeline's, not this rig's
+                continue
             assert (request.op, request.reply_to) == ("call.event", NO_REPLY)
             if not worker:
                 continue
