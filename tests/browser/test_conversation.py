@@ -9,6 +9,11 @@ through the site's login page and clicks Call; mute silences the customer's side
 digits arrive, and hang-up ends both legs and leaves the row ``completed`` with a talk
 time and ``hangup_side`` ``agent``.
 
+The product runs with ``TELEPHONY_RECORDING=all``: after hang-up the call's dual-channel
+recording, fetched by a worker from the sandbox and stored, carries the agent's ``MIC_HZ`` on
+its left channel and the customer's tone on its right; the admin's player asks for it with a
+``Range`` request.
+
 The second test SIGKILLs every worker and the spare in the middle of the conversation:
 media flows browser <-> Telnyx, never through a worker, so both sides keep hearing each
 other; once the supervisor's replacements are serving, hang-up still ends both legs.
@@ -16,6 +21,7 @@ other; once the supervisor's replacements are serving, hang-up still ends both l
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -27,9 +33,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from tests.browser.conftest import Product, login_agent, screenshot, script_errors
+from devserver.sandbox.rtc.audio import RATE, dominant_hz
+from tests.browser.conftest import Product, login, login_agent, screenshot, script_errors
 from tests.browser.phone import Sandbox, hears_tone, wait_for, wait_softphone_ready
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright").expect
@@ -65,8 +73,13 @@ def chromium_extra_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def serve_overrides() -> dict[str, str]:
-    # A worker and a loaded spare, as in production: the kill test ends both.
-    return {"TELEPHONY_SPARE_WORKERS": "1"}
+    # A worker and a loaded spare, as in production: the kill test ends both. Every answered
+    # call is recorded (WAV: the test reads its channels with the standard library).
+    return {
+        "TELEPHONY_SPARE_WORKERS": "1",
+        "TELEPHONY_RECORDING": "all",
+        "TELEPHONY_RECORDING_FORMAT": "wav",
+    }
 
 
 def customer_hears_mic(sandbox: Sandbox, agent: str) -> dict[str, Any] | None:
@@ -125,6 +138,37 @@ class Conversation:
         )
 
 
+def channel_tones(wav_bytes: bytes) -> tuple[float | None, float | None]:
+    """The dominant frequency of a 16-bit stereo WAV's left and right channels."""
+    with wave.open(io.BytesIO(wav_bytes)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, RATE)
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    left, right = (frames[:, i].astype(np.float64) / 32768 for i in (0, 1))
+    return dominant_hz(left), dominant_hz(right)
+
+
+def stored_recording(page: Any, call_id: str) -> tuple[str, bytes]:
+    """As the demo superuser (may listen): the call's recording, played in the admin's
+    player (a Range request, 206) and then fetched whole. Its id and bytes."""
+    page.context.clear_cookies()
+    login(page)
+    audio = page.locator("audio[data-tel-recording]")
+
+    def shown() -> bool:
+        page.goto(f"/admin/telephony/call/{call_id}/change/")
+        return audio.count() == 1
+
+    wait_for(shown, "the recording stored and shown on the admin's call page", timeout=30)
+    recording_id = audio.get_attribute("data-tel-recording")
+    with page.expect_response(lambda r: "/audio" in r.url) as got:
+        audio.evaluate("a => { a.muted = true; return a.play(); }")
+    assert got.value.status == 206, got.value.status
+    assert got.value.request.headers.get("range", "").startswith("bytes=0-")
+    whole = page.request.get(got.value.url)
+    assert whole.status == 200 and whole.headers["content-type"] == "audio/wav", whole.headers
+    return str(recording_id), whole.body()
+
+
 @pytest.fixture
 def shots(capsys: pytest.CaptureFixture[str]) -> Iterator[list[str]]:
     taken: list[str] = []
@@ -158,6 +202,14 @@ def test_conversation__an_agent_calls_and_both_sides_hear_each_other(
     assert row["duration_seconds"] and row["duration_seconds"] > 0, row
     print(f"page heard {call.heard}; customer heard {call.customer_heard}; row {row}")
     assert script_errors(page) == []
+
+    # The conversation was recorded (TELEPHONY_RECORDING=all): the agent on the left channel,
+    # the customer on the right, each with their own test signal.
+    recording_id, audio = stored_recording(page, call.call_id)
+    left, right = channel_tones(audio)
+    assert left is not None and abs(left - MIC_HZ) < 15, (left, right)
+    assert right is not None and abs(right - call.tone) < 15, (left, right)
+    print(f"recording {recording_id}: {len(audio)} bytes, left {left} Hz, right {right} Hz")
 
 
 def test_conversation__goes_on_when_every_worker_is_killed_and_hangs_up_after(
