@@ -200,6 +200,9 @@ def serve_env(var_dir: Path) -> dict[str, str]:
             "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
             "TELEPHONY_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
             "TELEPHONY_SHUTDOWN_GRACE": "2",
+            # A loaded 2-core machine can take over the default 30 s to import the SDK:
+            # slow is not hung here (test_serve.py's START).
+            "TELEPHONY_WORKER_START_TIMEOUT": "90",
             # The browser tests place more calls than a person would in a minute.
             "TELEPHONY_RATE_LIMIT_CALL": "100/m",
         }
