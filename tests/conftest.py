@@ -47,6 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("supervisors"))
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: no error without xdist
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """Stop at once when ``--dist loadgroup`` would silently not group (on the controller).
 
