@@ -47,6 +47,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("supervisors"))
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: no error without xdist
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Stop at once when ``--dist loadgroup`` would silently not group (on the controller).
+
+    xdist tells its scheduler a test's group by appending ``@group`` to the node id on the
+    worker. pytest 9.2 builds node ids another way and drops that suffix
+    (pytest-dev/pytest-xdist#1386): grouped tests then run anywhere, each browser module
+    starts ``serve`` on every worker, and a pass takes twice as long. Hence the pin of
+    pytest in requirements-dev.txt; this catches the next such upgrade. Every test under
+    ``tests/browser/`` and ``tests/contract/`` is in a group (module-wide markers).
+    """
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    lost = [i for i in ids if i.startswith(("tests/browser/", "tests/contract/")) and "@" not in i]
+    if lost:
+        pytest.exit(
+            f"--dist loadgroup does not group with pytest {pytest.__version__} "
+            f"(pytest-dev/pytest-xdist#1386; e.g. {lost[0]}): "
+            "install requirements-dev.txt's pytest",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of the Redis the tests use: ``REDIS_URL`` if set, else an embedded server."""

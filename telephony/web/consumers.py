@@ -108,9 +108,12 @@ class TelephonyConsumer(AsyncJsonWebsocketConsumer):
 
     async def _touch(self) -> None:
         """This agent has a page open now (presence keeps their seat). Never raises."""
+        at = presence.now()
         try:
-            await presence.atouch(self.user_id)
-            self.touched_at = presence.now()
+            # The time written, not the time after the write: the clock may move meanwhile
+            # (a test's hand-moved clock did), and the next refresh counts from what Redis has.
+            await presence.atouch(self.user_id, at=at)
+            self.touched_at = at
         except Exception as e:  # Redis down: the seat is kept until its idle time anyway
             logger.warning("[Telephony WS] presence not recorded: %s", type(e).__name__)
 

@@ -5,9 +5,10 @@ browser here. ``make test`` installs it before pytest starts (``make tools``); w
 still missing, the browser tests fail with one line saying how to install it, never skip.
 
 ``product`` runs the whole product as a newcomer would: ``python manage.py serve`` in a
-temporary var/ directory (own SQLite, embedded Redis, sandbox, workers, daphne). It is
-module-scoped (one start for the module's tests) and stopped by pid, with its whole
-process group, at teardown.
+temporary var/ directory (own SQLite, embedded Redis, sandbox, workers, daphne). Modules
+that keep the default environment share one (started once, stopped after the last
+browser test); a module with ``serve_overrides`` gets its own. Each is stopped by pid,
+with its whole process group, at teardown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +200,9 @@ def serve_env(var_dir: Path) -> dict[str, str]:
             "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
             "TELEPHONY_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
             "TELEPHONY_SHUTDOWN_GRACE": "2",
+            # A loaded 2-core machine can take over the default 30 s to import the SDK:
+            # slow is not hung here (test_serve.py's START).
+            "TELEPHONY_WORKER_START_TIMEOUT": "90",
             # The browser tests place more calls than a person would in a minute.
             "TELEPHONY_RATE_LIMIT_CALL": "100/m",
         }
@@ -211,18 +216,19 @@ def serve_overrides() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="module")
-def product(
-    tmp_path_factory: pytest.TempPathFactory, serve_overrides: dict[str, str]
+@contextmanager
+def running_product(
+    tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str]
 ) -> Iterator[Product]:
-    """``manage.py serve`` on a free port, ready (healthy) before the tests start."""
+    """``manage.py serve`` on a free port, ready (healthy); stopped with Ctrl-C at the end,
+    and whatever it left behind is killed and reported."""
     # The embedded Redis socket lives in var/: keep the path short (unix sockets: ~100 bytes).
     var_dir = Path(tempfile.mkdtemp(prefix="tel-"))
     tracker = ProcessTracker(tmp_path_factory.mktemp("serve-logs"))
     port = free_port()
     proc = tracker.start(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
-        env={**serve_env(var_dir), **serve_overrides},
+        env={**serve_env(var_dir), **overrides},
         name="serve",
     )
     product = None
@@ -268,6 +274,66 @@ def product(
         (ARTIFACTS / "serve.log").write_text(tracker.output(proc))
         shutil.rmtree(var_dir, ignore_errors=True)
         assert not leftovers, f"processes left behind by serve: {leftovers}"
+
+
+class SharedProduct:
+    """The one ``serve`` of the modules that change nothing in its environment.
+
+    Starting ``serve`` costs seconds of both cores (migrations, the sandbox, a worker that
+    imports the Telnyx SDK), so those modules share one. Each test leaves it healthy, as
+    it must for the next test of its own module anyway; each module waits for that. It is
+    stopped after the last browser test, not at the end of the session, so it does not
+    idle beside the tests this xdist worker runs next.
+    """
+
+    def __init__(self) -> None:
+        self._stack: ExitStack | None = None
+        self.product: Product | None = None
+
+    def get(self, tmp_path_factory: pytest.TempPathFactory) -> Product:
+        if self.product is None:
+            stack = ExitStack()
+            self.product = stack.enter_context(running_product(tmp_path_factory, {}))
+            self._stack = stack
+        return self.product
+
+    def stop(self) -> None:
+        stack, self._stack, self.product = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+
+SHARED = SharedProduct()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last browser test in a row, stop the shared ``serve``."""
+    browser_dir = Path(__file__).parent
+    if nextitem is None or browser_dir not in Path(nextitem.path).parents:
+        SHARED.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_product() -> Iterator[None]:
+    """Also when the session ends some other way (``-x``, an interrupt)."""
+    yield
+    SHARED.stop()
+
+
+@pytest.fixture(scope="module")
+def product(
+    tmp_path_factory: pytest.TempPathFactory, serve_overrides: dict[str, str]
+) -> Iterator[Product]:
+    """A running, healthy ``serve``: the shared one, or the module's own when the module
+    overrides its environment (``serve_overrides``)."""
+    if serve_overrides:
+        with running_product(tmp_path_factory, serve_overrides) as own:
+            yield own
+        return
+    shared = SHARED.get(tmp_path_factory)
+    shared.wait_status(healthy=True)  # whatever the module before did to it
+    yield shared
 
 
 @pytest.fixture

@@ -370,7 +370,7 @@ def test_cleanup__two_concurrent_runs_delete_the_right_set_once(
 
 @db
 async def test_hygiene__worker_deletes_expired_once_per_interval(
-    telnyx, user, start_worker
+    telnyx, user, sandbox_workers, settings
 ) -> None:
     expired = make_remote(telnyx, expires_in=-60)
     await Credential.objects.acreate(
@@ -379,7 +379,8 @@ async def test_hygiene__worker_deletes_expired_once_per_interval(
     )  # fmt: skip
     in_use = make_remote(telnyx)
     untagged_expired = make_remote(telnyx, tag=None, expires_in=-60)
-    start_worker(env={"TELEPHONY_RECONCILE_INTERVAL": "0.2"})
+    settings.TELEPHONY_RECONCILE_INTERVAL = 0.2
+    await sandbox_workers.start()  # in this process: the pass is the worker's, not its process's
 
     gone = await asyncio.to_thread(
         wait_for, lambda: expired["id"] not in remote_ids(telnyx), timeout=10
@@ -412,15 +413,14 @@ def small_account() -> Iterator[SandboxProcess]:
 
 
 @pytest.fixture
-def limited(small_account, start_worker) -> SandboxProcess:
+async def limited(small_account, in_process_workers, settings) -> SandboxProcess:
+    """The small account, served by a worker in this process (what is tested is the
+    worker's choice of what to delete, not its process)."""
     small_account.reset()
-    start_worker(
-        env={
-            "TELNYX_API_KEY": small_account.api_key,
-            "TELNYX_BASE_URL": small_account.base_url,
-            "TELNYX_CONNECTION_ID": small_account.connection_id,
-        }
-    )
+    settings.TELNYX_API_KEY = small_account.api_key
+    settings.TELNYX_BASE_URL = small_account.base_url
+    settings.TELNYX_CONNECTION_ID = small_account.connection_id
+    await in_process_workers.start()
     return small_account
 
 

@@ -325,3 +325,26 @@ async def test_presence__the_socket_touches_on_connect_ping_and_close(agents, cl
     clock.advance(5)
     await page.disconnect()
     assert await seen_at(agents[0]) == pytest.approx(clock(), abs=0.001)
+
+
+async def test_presence__the_socket_refreshes_from_the_time_it_wrote(
+    agents, clock, monkeypatch
+) -> None:
+    """The clock moving while a touch is written (a busy event loop, or a test moving it)
+    must not make the page believe it touched later than Redis says: it would skip its
+    next refresh, and its agent would look gone."""
+    write = presence.atouch
+    moved: list[bool] = []
+
+    async def slow_write(user_id: int, *, at: float | None = None) -> None:
+        await write(user_id, at=at)
+        if not moved:
+            moved.append(True)
+            clock.advance(presence.PRESENCE_REFRESH_SECONDS + 1)  # during the write
+
+    monkeypatch.setattr(presence, "atouch", slow_write)
+    page = await online(agents[0])  # written at t, the clock now says t + 21
+    try:
+        await wait_seen([agents[0]], clock(), timeout=5)  # so it is due again at once
+    finally:
+        await page.disconnect()

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HOST = socket.gethostname()
 # Workers import the Telnyx SDK (1-2 s alone); on a busy 2-core machine a start can take
 # much longer. Waits are generous; nothing asserts a tight timing.
-START = 60.0
+START = 90.0  # as long as TELEPHONY_WORKER_START_TIMEOUT below: slow, not hung
 FAST = {
     "TELEPHONY_HEARTBEAT_INTERVAL": "0.2",
     "TELEPHONY_HEARTBEAT_TIMEOUT": "1.0",
@@ -102,7 +102,10 @@ def wait_ready(
         return (
             state.status == READY
             and rec is not None
-            and rec.state == "running"  # it has seen its workers beat, too
+            # It has seen each of them beat, too: "running" alone means one of them. A worker
+            # killed before its supervisor saw it beat is a failed start, not a crash.
+            and rec.state == "running"
+            and rec.alive == workers
             and len(worker_pids(sup, state)) == workers
         )
 
@@ -138,24 +141,6 @@ def gone(pids: list[int]) -> bool:
     return not any(pid_alive(p) for p in pids)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_supervisor__replaces_a_worker_killed_with_sigkill(procs, sup_env) -> None:
-    sup = start_supervisor(procs, sup_env, workers=2)
-    victim = wait_ready(procs, sup, 2)[0]
-    os.kill(victim, signal.SIGKILL)
-    ok = wait_for(
-        lambda: victim not in worker_pids(sup) and len(worker_pids(sup)) == 2, timeout=START
-    )
-    assert ok, procs.output(sup)[-3000:]
-    wait_ready(procs, sup, 2)
-    exited = wait_events("worker_exited", worker_id=f"{HOST}:{victim}")[0]
-    assert exited.data["signal"] == "SIGKILL" and exited.data["expected"] is False
-    restarted = wait_events("worker_restarted")[0]
-    assert restarted.data["replaces"] == f"{HOST}:{victim}"
-    assert getattr(record(sup), "restarts", None) == 1
-
-
 @pytest.fixture
 def own_redis(settings: Any, telephony_redis: str):
     """A Redis of this test's own, on a short socket path, that the test may stop."""
@@ -176,8 +161,16 @@ def own_redis(settings: Any, telephony_redis: str):
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None:
-    env = {**sup_env, "REDIS_URL": own_redis.url, "TELEPHONY_MAX_RESTARTS": "1"}
+def test_supervisor__replaces_a_sigkilled_worker_and_survives_a_redis_restart(
+    own_redis, procs, sup_env
+) -> None:
+    # The window outlasts the test on a loaded machine: the one failure must stay in it.
+    env = {
+        **sup_env,
+        "REDIS_URL": own_redis.url,
+        "TELEPHONY_MAX_RESTARTS": "1",
+        "TELEPHONY_RESTART_WINDOW": "600",
+    }
     sup = start_supervisor(procs, env, workers=2)
     victim, survivor = wait_ready(procs, sup, 2)
     own_redis.stop()
@@ -185,7 +178,11 @@ def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None
     os.kill(victim, signal.SIGKILL)  # counts: 1 failure, the most allowed here
     # Its replacement cannot write its first beat and exits: that must not count.
     exits = wait_events("worker_exited", 2, timeout=60)
-    assert exits[1].data["counted"] is False, [e.message for e in exits]
+    assert [e.data["counted"] for e in exits[:2]] == [True, False], [e.message for e in exits]
+    # The kill is seen as one, a crash (it also stands for "replaces a SIGKILLed worker").
+    assert exits[0].worker_id == f"{HOST}:{victim}"
+    assert exits[0].data["signal"] == "SIGKILL" and exits[0].data["expected"] is False
+    assert wait_events("worker_restarted")[0].data["replaces"] == f"{HOST}:{victim}"
     assert sup.poll() is None
     own_redis.start()
     reset_clients()
@@ -197,6 +194,7 @@ def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None
     assert wait_ready(procs, sup, 2) == pids and survivor in pids and victim not in pids
     rec = record(sup)
     assert rec is not None and (rec.state, rec.restarts_in_window) == ("running", 1)
+    assert rec.restarts == 2  # the victim's replacement, and its own after the outage
     wait_events("redis_unreachable")
     wait_events("redis_restored")
     assert not events("worker_hung")
@@ -205,8 +203,8 @@ def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_supervisor__sigterm_drains_the_workers_and_reports_stopped(procs, sup_env) -> None:
-    sup = start_supervisor(procs, sup_env, workers=2)
-    pids = wait_ready(procs, sup, 2)
+    sup = start_supervisor(procs, sup_env, workers=1)  # one proves it; two cost a start more
+    pids = wait_ready(procs, sup, 1)
     settle(pids)
     sup.send_signal(signal.SIGTERM)
     assert sup.wait(timeout=20) == 0, procs.output(sup)[-3000:]
@@ -217,14 +215,14 @@ def test_supervisor__sigterm_drains_the_workers_and_reports_stopped(procs, sup_e
     wait_events("supervisor_stopping")
     wait_events("supervisor_stopped")
     assert all(e.data["expected"] for e in events("worker_exited"))
-    assert "[Telephony Supervisor] Started workers=2" in procs.output(sup)
+    assert "[Telephony Supervisor] Started workers=1" in procs.output(sup)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_supervisor__sigkill_leaves_no_orphan_worker(procs, sup_env) -> None:
-    sup = start_supervisor(procs, sup_env, workers=2)
-    pids = wait_ready(procs, sup, 2)
+    sup = start_supervisor(procs, sup_env, workers=1)
+    pids = wait_ready(procs, sup, 1)
     settle(pids)
     sup.kill()
     sup.wait(timeout=5)
@@ -234,32 +232,16 @@ def test_supervisor__sigkill_leaves_no_orphan_worker(procs, sup_env) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_supervisor__two_supervisors_add_up_and_stopping_one_degrades(procs, sup_env) -> None:
-    a = start_supervisor(procs, sup_env, workers=1)
-    b = start_supervisor(procs, sup_env, workers=1)
-    pids = wait_ready(procs, a, 1) + wait_ready(procs, b, 1)
-    state = read_state()
-    assert (state.status, state.alive, state.desired) == (READY, 2, 2)
-    assert len(state.supervisors) == 2
-    settle(pids)
-    a.send_signal(signal.SIGTERM)
-    seen = []
-    while a.poll() is None:
-        seen.append(read_state().status)
-        time.sleep(0.01)
-    assert a.returncode == 0
-    # While the stopping supervisor still counts its worker, one of two serves: degraded.
-    assert DEGRADED in seen, seen
-    # Once it stopped on purpose its share is no longer asked for; b still serves.
-    state = read_state()
-    assert (state.status, state.alive, state.desired) == (READY, 1, 1)
-    assert not get_redis().exists(Keys.stopped())  # not the last one: not "stopped"
-
-
-def test_supervisor__one_of_two_killed_stays_degraded_until_it_returns(procs, sup_env) -> None:
+def test_supervisor__two_supervisors_add_up_a_lost_one_degrades_a_stopped_one_leaves(
+    procs, sup_env
+) -> None:
     a = start_supervisor(procs, sup_env, workers=1)
     b = start_supervisor(procs, sup_env, workers=1)
     settle(wait_ready(procs, a, 1) + wait_ready(procs, b, 1))
+    state = read_state()
+    assert (state.status, state.alive, state.desired) == (READY, 2, 2)
+    assert len(state.supervisors) == 2
+
     a.kill()  # a host dies: no graceful stop, its worker dies with it
     a.wait(timeout=10)
     assert wait_for(lambda: read_state().alive == 1, timeout=10)
@@ -273,10 +255,23 @@ def test_supervisor__one_of_two_killed_stays_degraded_until_it_returns(procs, su
     assert (state.status, state.alive, state.desired) == (DEGRADED, 1, 2)
     # Its replacement on that host supersedes it: back to ready, 2 of 2.
     c = start_supervisor(procs, sup_env, workers=1)
-    wait_ready(procs, c, 1)
+    settle(wait_ready(procs, c, 1))
     assert wait_for(lambda: read_state().status == READY, timeout=20)
     state = read_state()
     assert (state.alive, state.desired) == (2, 2)
+
+    b.send_signal(signal.SIGTERM)
+    seen = []
+    while b.poll() is None:
+        seen.append(read_state().status)
+        time.sleep(0.01)
+    assert b.returncode == 0
+    # While the stopping supervisor still counts its worker, one of two serves: degraded.
+    assert DEGRADED in seen, seen
+    # Once it stopped on purpose its share is no longer asked for; c still serves.
+    state = read_state()
+    assert (state.status, state.alive, state.desired) == (READY, 1, 1)
+    assert not get_redis().exists(Keys.stopped())  # not the last one: not "stopped"
 
 
 def test_event_sink__writes_events_and_records_a_state_change_once() -> None:
