@@ -48,13 +48,15 @@ def nice_max(value: float) -> float:
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
 
 
-def _frame(title: str, desc: str, height: int, body: SafeString, css: str) -> SafeString:
+def _frame(
+    title: str, desc: str, height: int, body: SafeString, css: str, width: int = WIDTH
+) -> SafeString:
     n = next(_ids)
     return format_html(
         '<svg class="ta-chart {}" viewBox="0 0 {} {}" role="img" '
         'aria-labelledby="ta-svg-{}-t ta-svg-{}-d" xmlns="http://www.w3.org/2000/svg">'
         '<title id="ta-svg-{}-t">{}</title><desc id="ta-svg-{}-d">{}</desc>{}</svg>',
-        css, WIDTH, height, n, n, n, title, n, desc, body,
+        css, width, height, n, n, n, title, n, desc, body,
     )  # fmt: skip
 
 
@@ -146,9 +148,10 @@ def line(title: str, desc: str, labels: Sequence[str], values: Sequence[float | 
     return _frame(title, desc, height, mark_safe("".join(parts)), "ta-chart--line")
 
 
-def hbars(title: str, desc: str, bars: Sequence[Bar]) -> SafeString:
-    """Horizontal bars with their label on the left and their value written after them."""
-    row, label_w, right = 30, 220, WIDTH - 90
+def hbars(title: str, desc: str, bars: Sequence[Bar], width: int = 480) -> SafeString:
+    """Horizontal bars with their label on the left and their value written after them
+    (narrower than the other charts: they sit in a half-width column)."""
+    row, label_w, right = 30, 180, width - 70
     height = max(1, len(bars)) * row + 8
     top = max((b.value for b in bars), default=0) or 1.0
     parts = []
@@ -162,4 +165,4 @@ def hbars(title: str, desc: str, bars: Sequence[Bar]) -> SafeString:
             label_w - 8, y + 17, b.label, b.key, label_w, y + 4, w, row - 10,
             label_w + w + 6, y + 17, b.text,
         ))  # fmt: skip
-    return _frame(title, desc, height, mark_safe("".join(parts)), "ta-chart--hbars")
+    return _frame(title, desc, height, mark_safe("".join(parts)), "ta-chart--hbars", width)

@@ -86,7 +86,7 @@ def _charts(period: Period, buckets: list[dict[str, Any]], durations: dict[str, 
     for key, title in (("time_to_answer", "Time to answer"), ("talk_time", "Talk time")):
         d = durations[key]
         bars = [
-            charts.Bar(f"{name} ({d['n']} calls)", d[p] or 0, seconds(d[p]), key)
+            charts.Bar(f"{title}, {name}", d[p] or 0, seconds(d[p]), key)
             for name, p in (("median", "p50"), ("p90", "p90"))
         ]
         desc = f"{title}: median {seconds(d['p50'])}, p90 {seconds(d['p90'])}, over {d['n']} calls"
