@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import count
 
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 
 WIDTH = 900
 _ids = count(1)
@@ -46,6 +46,10 @@ def nice_max(value: float) -> float:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
+
+
+def _join(parts: Sequence[SafeString]) -> SafeString:
+    return format_html_join("", "{}", ((p,) for p in parts))
 
 
 def _frame(
@@ -105,7 +109,7 @@ def stacked_bars(
                 round(x + bar_w / 2, 1), bottom + 16, label,
             ))  # fmt: skip
     parts.append(_legend(series, height - 8))
-    return _frame(title, desc, height, mark_safe("".join(parts)), "ta-chart--bars")
+    return _frame(title, desc, height, _join(parts), "ta-chart--bars")
 
 
 def _legend(series: Sequence[Series], y: int) -> SafeString:
@@ -145,7 +149,7 @@ def line(title: str, desc: str, labels: Sequence[str], values: Sequence[float | 
         if len(run) > 1:
             coords = " ".join(f"{x},{y}" for x, y in run)
             parts.insert(1, format_html('<polyline class="ta-line" points="{}"/>', coords))
-    return _frame(title, desc, height, mark_safe("".join(parts)), "ta-chart--line")
+    return _frame(title, desc, height, _join(parts), "ta-chart--line")
 
 
 def hbars(title: str, desc: str, bars: Sequence[Bar], width: int = 480) -> SafeString:
@@ -165,4 +169,4 @@ def hbars(title: str, desc: str, bars: Sequence[Bar], width: int = 480) -> SafeS
             label_w - 8, y + 17, b.label, b.key, label_w, y + 4, w, row - 10,
             label_w + w + 6, y + 17, b.text,
         ))  # fmt: skip
-    return _frame(title, desc, height, mark_safe("".join(parts)), "ta-chart--hbars", width)
+    return _frame(title, desc, height, _join(parts), "ta-chart--hbars", width)

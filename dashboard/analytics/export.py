@@ -17,7 +17,6 @@ from itertools import islice
 from typing import Any
 
 from asgiref.sync import sync_to_async
-
 from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
 
@@ -63,8 +62,8 @@ def _iso(value: Any, period: Period) -> str:
 
 def call_rows(period: Period) -> Iterator[list[Any]]:
     username = f"user__{get_user_model().USERNAME_FIELD}"
-    fields = ("pk", "created_at", username, "to_number", "status", "ringing_at",
-              "answered_at", "ended_at", "duration_seconds", "hangup_cause", "hangup_side")  # fmt: skip
+    fields = ("pk", "created_at", username, "to_number", "status", "ringing_at")
+    fields += ("answered_at", "ended_at", "duration_seconds", "hangup_cause", "hangup_side")
     rows = (
         selectors.calls_in(period)
         .order_by("created_at", "pk")
@@ -73,27 +72,49 @@ def call_rows(period: Period) -> Iterator[list[Any]]:
     )
     for pk, created, user, to, status, ringing, answered, ended, talk, cause, side in rows:
         tta = round((answered - ringing).total_seconds(), 3) if ringing and answered else ""
-        yield [pk, _iso(created, period), user, to, status, _iso(ringing, period),
-               _iso(answered, period), _iso(ended, period), tta, _blank(talk), cause, side]  # fmt: skip
+        times = [_iso(t, period) for t in (created, ringing, answered, ended)]
+        yield [pk, times[0], user, to, status, *times[1:], tta, _blank(talk), cause, side]
 
 
 HEADERS = {
-    "agents": ["agent", "calls", "rang", "answered", "talk_seconds", "handled", "avg_handle_seconds"],
+    "agents": [
+        "agent",
+        "calls",
+        "rang",
+        "answered",
+        "talk_seconds",
+        "handled",
+        "avg_handle_seconds",
+    ],
     "periods": ["start", "calls", "rang", "answered", *selectors.OUTCOME_KEYS],
-    "calls": ["id", "created_at", "agent", "to", "status", "ringing_at", "answered_at",
-              "ended_at", "time_to_answer_seconds", "talk_seconds", "hangup_cause",
-              "hangup_side"],  # fmt: skip
+    "calls": [
+        "id",
+        "created_at",
+        "agent",
+        "to",
+        "status",
+        "ringing_at",
+        "answered_at",
+        "ended_at",
+        "time_to_answer_seconds",
+        "talk_seconds",
+        "hangup_cause",
+        "hangup_side",
+    ],
 }
 ROWS = {"agents": agent_rows, "periods": period_rows, "calls": call_rows}
 
 
-async def _batched(lines: Iterator[str]) -> AsyncIterator[str]:
-    """The lines, ``CHUNK_SIZE`` at a time, each batch read on the request's sync thread."""
+def _batches(lines: Iterator[str]) -> Iterator[str]:
+    """The lines joined ``CHUNK_SIZE`` at a time: one body chunk per database chunk."""
+    while part := "".join(islice(lines, CHUNK_SIZE)):
+        yield part
 
-    def take() -> str:
-        return "".join(islice(lines, CHUNK_SIZE))
 
-    while part := await sync_to_async(take, thread_sensitive=True)():
+async def _async_batches(lines: Iterator[str]) -> AsyncIterator[str]:
+    """``_batches``, each batch read on the request's sync thread."""
+    batches = _batches(lines)
+    while part := await sync_to_async(next, thread_sensitive=True)(batches, ""):
         yield part
 
 
@@ -101,7 +122,7 @@ def csv_response(period: Period, table: str, *, asynchronous: bool) -> Streaming
     """The table as a streamed ``text/csv`` download named after the table and the days;
     ``asynchronous``: served by ASGI, so the body is an async iterator."""
     lines = _lines(HEADERS[table], ROWS[table](period))
-    body = _batched(lines) if asynchronous else lines
+    body = _async_batches(lines) if asynchronous else _batches(lines)
     response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
     name = f"telephony-{table}-{period.first_day:%Y%m%d}-{period.last_day:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -72,8 +72,12 @@ class AnalyticsForm(forms.Form):
     """Range (today, 7 or 30 days ending today, or custom dates) and an optional agent."""
 
     range = forms.ChoiceField(
-        choices=[("today", "Today"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
-                 ("custom", "Custom")],  # fmt: skip
+        choices=[
+            ("today", "Today"),
+            ("7d", "Last 7 days"),
+            ("30d", "Last 30 days"),
+            ("custom", "Custom"),
+        ],
         initial="7d",
         required=False,
     )

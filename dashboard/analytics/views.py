@@ -65,17 +65,20 @@ def _charts(period: Period, buckets: list[dict[str, Any]], durations: dict[str, 
     total = sum(b["total"] for b in buckets)
     calls_desc = f"{total} calls in {len(buckets)} {unit}s" + (
         f"; busiest {_bucket_label(period, busiest['start'])} with {busiest['total']}"
-        if busiest and busiest["total"] else ""
-    )  # fmt: skip
+        if busiest and busiest["total"]
+        else ""
+    )
     rates = [b["answer_rate"] for b in buckets]
     known = [r for r in rates if r is not None]
     rate_desc = (
         f"Answer rate per {unit}, from {round(min(known) * 100)}% to {round(max(known) * 100)}%"
-        if known else f"No call reached a customer in any {unit}."
-    )  # fmt: skip
+        if known
+        else f"No call reached a customer in any {unit}."
+    )
     out = {
-        "calls": charts.stacked_bars(f"Calls per {unit}, by outcome", calls_desc, labels,
-                                     series, every),  # fmt: skip
+        "calls": charts.stacked_bars(
+            f"Calls per {unit}, by outcome", calls_desc, labels, series, every
+        ),
         "answer_rate": charts.line(f"Answer rate per {unit}", rate_desc, labels, rates, every),
         "causes": charts.hbars(
             "Hangup causes",
@@ -118,8 +121,10 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
         summary=summary,
         outcomes=[(k, OUTCOME_LABELS[k], n) for k, n in summary["outcomes"].items()],
         buckets=[{**b, "label": _bucket_label(period, b["start"])} for b in buckets],
-        durations={k: {**v, "p50_text": seconds(v["p50"]), "p90_text": seconds(v["p90"])}
-                   for k, v in durations.items()},  # fmt: skip
+        durations={
+            k: {**v, "p50_text": seconds(v["p50"]), "p90_text": seconds(v["p90"])}
+            for k, v in durations.items()
+        },
         causes=causes,
         agents=selectors.per_agent(period),
         charts=_charts(period, buckets, durations, causes),
@@ -140,9 +145,7 @@ def analytics_csv(request: HttpRequest) -> HttpResponse:
         message = " ".join(first.messages)
         label = "" if field == "__all__" else f"{field}: "
         return _error(f"{label}{message}", first.code or "invalid_request")
-    return export.csv_response(
-        form.period(), table, asynchronous=isinstance(request, ASGIRequest)
-    )
+    return export.csv_response(form.period(), table, asynchronous=isinstance(request, ASGIRequest))
 
 
 def _error(message: str, code: str) -> JsonResponse:

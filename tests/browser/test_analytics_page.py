@@ -22,7 +22,12 @@ from django.test import Client
 from tests.browser.conftest import ARTIFACTS, script_errors
 from tests.dashboard.analytics_data import QUERY, TZ_NAME, make_calls
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120), pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(120),
+    pytest.mark.django_db(transaction=True),
+]
+
 
 @pytest.fixture(scope="module", autouse=True)
 def orm_beside_playwright() -> Iterator[None]:

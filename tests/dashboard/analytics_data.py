@@ -49,8 +49,14 @@ def _local(day: int, hour: int, minute: int = 0) -> datetime:
 
 SPECS: list[Spec] = [
     *(
-        Spec("alice", _local(2, 10, i), CallStatus.COMPLETED, tta=tta, talk=talk,
-             cause="normal_clearing")  # fmt: skip
+        Spec(
+            "alice",
+            _local(2, 10, i),
+            CallStatus.COMPLETED,
+            tta=tta,
+            talk=talk,
+            cause="normal_clearing",
+        )
         for i, (tta, talk) in enumerate([(1, 10), (2, 20), (3, 30), (4, 40), (10, 100)])
     ),
     Spec("alice", _local(2, 10, 10), CallStatus.NO_ANSWER, cause="timeout"),
@@ -60,8 +66,14 @@ SPECS: list[Spec] = [
     Spec("alice", _local(2, 10, 14), CallStatus.CANCELED, rang=False, cause="originator_cancel"),
     Spec("alice", _local(4, 23, 30), CallStatus.FAILED, rang=False, cause="unallocated_number"),
     *(
-        Spec("bob", _local(3, 15, i), CallStatus.COMPLETED, tta=tta, talk=talk,
-             cause="normal_clearing")  # fmt: skip
+        Spec(
+            "bob",
+            _local(3, 15, i),
+            CallStatus.COMPLETED,
+            tta=tta,
+            talk=talk,
+            cause="normal_clearing",
+        )
         for i, (tta, talk) in enumerate([(5, 60), (6, 120), (7, 180)])
     ),
     Spec("bob", _local(3, 15, 5), CallStatus.ANSWERED, tta=8, ended=False),
@@ -74,8 +86,7 @@ QUERY = {"range": "custom", "date_from": "2026-03-02", "date_to": "2026-03-04"}
 def make_calls() -> dict[str, Any]:
     """Write the calls above; the users by name."""
     users = {
-        name: get_user_model().objects.create_user(name, password="pw")
-        for name in ("alice", "bob")
+        name: get_user_model().objects.create_user(name, password="pw") for name in ("alice", "bob")
     }
     for s in SPECS:
         ringing = s.at + timedelta(seconds=1) if s.rang else None

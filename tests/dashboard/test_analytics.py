@@ -107,7 +107,7 @@ def test_page__renders_the_figures_charts_and_tables(users, admin_client) -> Non
     assert 'data-ta="placed">15<' in html
     assert 'data-ta="answer-rate">75%<' in html
     assert 'data-ta="tta-median">5.0 s<' in html
-    assert html.count("<svg class=\"ta-chart") == 5 and html.count('role="img"') == 5
+    assert html.count('<svg class="ta-chart') == 5 and html.count('role="img"') == 5
     assert html.count("<title id=") == 5 and html.count("<desc id=") == 5
     assert "Time to answer: median 5.0 s, p90 8.4 s, over 9 calls" in html
     assert 'data-agent="alice"' in html and 'data-agent="bob"' in html

@@ -132,7 +132,8 @@ def test_csv__calls_stream_lazily_one_row_per_call(users, admin_client) -> None:
     assert not any("telephony_call" in q["sql"] for q in queries.captured_queries)
     got = rows(response)  # the calls are read only now, while the body is sent
     assert len(got) == 1 + 15
-    header, first, last = got[0], dict(zip(got[0], got[1])), dict(zip(got[0], got[-1]))
+    header = got[0]
+    first, last = dict(zip(header, got[1], strict=True)), dict(zip(header, got[-1], strict=True))
     assert header[:3] == ["id", "created_at", "agent"]
     assert first["created_at"] == "2026-03-02T10:00:00-05:00" and first["agent"] == "alice"
     assert first["time_to_answer_seconds"] == "1.0" and first["talk_seconds"] == "10"
