@@ -10,7 +10,7 @@ the report gives the median of the repetitions.
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
-                                          #   supervisor softphone
+                                          #   supervisor softphone analytics
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone")
+NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone", "analytics")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -63,6 +63,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--runs", "5", "--kill-runs", "3", "--fast"],
         ["--runs", "2", "--kill-runs", "1", "--cold-runs", "1"],
         1500,
+    ),
+    "analytics": (
+        "bench.analytics",
+        ["--rows", "1000000", "--runs", "3"],
+        ["--rows", "50000", "--runs", "1"],
+        2400,
     ),
     "softphone": (
         "bench.softphone_bench",
@@ -151,9 +157,9 @@ def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(repeat):  # interleaved: noise hits product and baselines alike
         for name in names:
-            if name not in ("supervisor", "softphone"):  # repeat their own runs inside
+            if name not in ("supervisor", "softphone", "analytics"):  # they repeat inside
                 runs[name].append(run_one(name, args.quick, logs))
-    for name in ("supervisor", "softphone"):
+    for name in ("supervisor", "softphone", "analytics"):
         if name in names:
             runs[name].append(run_one(name, args.quick, logs))
     total = round(time.monotonic() - started, 1)

@@ -1,10 +1,11 @@
-"""The analytics figures, each from one aggregate query over a ``Period`` (HackSoft: reads).
+"""The analytics figures over a ``Period`` (HackSoft: reads), from four aggregate queries.
 
-Everything runs in the database and works on SQLite and PostgreSQL alike: ``Count`` with
-``filter`` for conditional counts, ``Trunc*`` in the project's time zone for the buckets.
-Percentiles are continuous (linear interpolation between the two nearest ranks, as
-PostgreSQL's ``PERCENTILE_CONT``): on PostgreSQL one ordered-set aggregate, elsewhere two
-rows read at an offset of the ordered values. Both give the same number.
+Two passes over the range's calls, grouped with conditional counts and sums (``Count``/
+``Sum`` with ``filter``; buckets by ``TruncHour`` or ``TruncDay`` in the project's time
+zone), give two small tables (``Tables``) that the totals, the per-bucket rows, the hangup
+causes and the per-agent rows are all folded from here. The percentiles are two more
+(``dashboard/analytics/percentiles.py``). No raw SQL: the same code runs on SQLite and
+PostgreSQL.
 
 The indexes behind them: (created_at, status) and (user, created_at) on the call table
 (migration ``0004_analytics_indexes``).
@@ -12,70 +13,26 @@ The indexes behind them: (created_at, status) and (user, created_at) on the call
 
 from __future__ import annotations
 
-import math
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import (
-    Aggregate,
-    Count,
-    Expression,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    Sum,
-)
-from django.db.models.functions import Coalesce, TruncDay, TruncHour
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
 
+from dashboard.analytics import percentiles
 from dashboard.analytics.forms import Period
 from dashboard.ops.selectors import OUTCOMES
 from telephony.models import Call
 
 OUTCOME_KEYS = tuple(str(s) for s in OUTCOMES)
-FRACTIONS = (0.5, 0.9)
 TOP_CAUSES = 8
+COUNTS = ("n", "rang", "answered", "talk_s", "handled", "handle_s")
 
-ANSWERED = Q(answered_at__isnull=False)
-RANG = Q(ringing_at__isnull=False)
-HANDLED = Q(answered_at__isnull=False, ended_at__isnull=False)
-
-
-class SecondsBetween(Func):
-    """``end - start`` in seconds (a float), in the database's own arithmetic: SQLite's
-    ``julianday`` rather than Django's Python-level timestamp difference, which would be
-    called once per row; PostgreSQL's ``EXTRACT(EPOCH FROM interval)``."""
-
-    arity = 2
-    output_field = FloatField()
-    template = "CAST(EXTRACT(EPOCH FROM (%(expressions)s)) AS double precision)"
-    arg_joiner = " - "
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="((julianday(%(expressions)s)) * 86400.0)",
-            arg_joiner=") - julianday(",
-            **extra,
-        )
-
-
-def time_to_answer() -> Expression:
-    """Customer leg placed -> customer answered, in seconds."""
-    return SecondsBetween("answered_at", "ringing_at")
-
-
-def handle_time() -> Expression:
-    """Agent picked up their leg -> call ended, in seconds: dialling and ringing the
-    customer plus the talk (the legs' timestamps fall back to the customer's when the
-    agent's are missing)."""
-    return SecondsBetween("ended_at", Coalesce("agent_answered_at", "ringing_at", "answered_at"))
+Rows = list[dict[str, Any]]
 
 
 def calls_in(period: Period) -> QuerySet[Call]:
@@ -86,62 +43,94 @@ def calls_in(period: Period) -> QuerySet[Call]:
     return qs.order_by()
 
 
-def _outcome_counts() -> dict[str, Any]:
-    return {key: Count("pk", filter=Q(status=key)) for key in OUTCOME_KEYS}
+@dataclass(frozen=True)
+class Tables:
+    """The period's calls counted two ways, each from one pass over them:
+
+    - ``by_bucket``: per (bucket, status): ``n`` calls, ``rang`` (customer leg placed),
+      ``answered`` (customer picked up);
+    - ``by_agent``: per (user_id, status, hangup_cause): the same, plus ``talk_s``,
+      ``handled`` (answered and ended) and their handle time ``handle_s``.
+
+    Two passes, not one grouped by all four: PostgreSQL cannot estimate how many buckets an
+    expression makes, so a four-key grouping gets a sort spilled to disk; the agent, status
+    and cause columns have statistics and get a hash aggregate.
+    """
+
+    by_bucket: Rows
+    by_agent: Rows
+
+
+def tables(period: Period) -> Tables:
+    """Both count tables of the period (a few hundred to a few thousand rows for a year)."""
+    trunc = TruncHour if period.hourly else TruncDay
+    handled = Q(answered_at__isnull=False, ended_at__isnull=False)
+    counts = {
+        "n": Count("pk"),
+        "rang": Count("pk", filter=Q(ringing_at__isnull=False)),
+        "answered": Count("pk", filter=Q(answered_at__isnull=False)),
+    }
+    by_bucket = (
+        calls_in(period)
+        .annotate(bucket=trunc("created_at", tzinfo=period.tz))
+        .values("bucket", "status")
+        .annotate(**counts)
+        .order_by()
+    )
+    by_agent = (
+        calls_in(period)
+        .values("user_id", "status", "hangup_cause")
+        .annotate(
+            **counts,
+            talk_s=Sum("duration_seconds"),
+            handled=Count("pk", filter=handled),
+            handle_s=Sum(percentiles.handle_time(), filter=handled),
+        )
+        .order_by()
+    )
+    return Tables(by_bucket=list(by_bucket), by_agent=list(by_agent))
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _seconds(value: Any) -> float | None:
-    return None if value is None else round(float(value), 3)
+def _fold(rows: Rows, key: Any) -> dict[Any, dict[str, Any]]:
+    """Sum the counts of ``rows`` per ``key(row)``, plus the calls per outcome."""
+    out: dict[Any, dict[str, Any]] = defaultdict(lambda: dict.fromkeys((*COUNTS, *OUTCOME_KEYS), 0))
+    for r in rows:
+        acc = out[key(r)]
+        for c in COUNTS:
+            acc[c] += r.get(c) or 0
+        if r["status"] in OUTCOME_KEYS:
+            acc[r["status"]] += r["n"]
+    return out
 
 
-def summary(period: Period) -> dict[str, Any]:
+def summary(period: Period, t: Tables | None = None) -> dict[str, Any]:
     """Totals: placed, rang (customer leg placed), answered, the answer rate (answered over
     rang), talk time, and the ended calls per outcome."""
-    row = calls_in(period).aggregate(
-        placed=Count("pk"),
-        rang=Count("pk", filter=RANG),
-        answered=Count("pk", filter=ANSWERED),
-        talk_s=Sum("duration_seconds"),
-        **_outcome_counts(),
-    )
+    total = _fold((t or tables(period)).by_agent, lambda r: None)[None]
     return {
-        "placed": row["placed"],
-        "rang": row["rang"],
-        "answered": row["answered"],
-        "answer_rate": _rate(row["answered"], row["rang"]),
-        "talk_s": row["talk_s"] or 0,
-        "outcomes": {key: row[key] for key in OUTCOME_KEYS},
+        "placed": total["n"],
+        "rang": total["rang"],
+        "answered": total["answered"],
+        "answer_rate": _rate(total["answered"], total["rang"]),
+        "talk_s": total["talk_s"],
+        "outcomes": {key: total[key] for key in OUTCOME_KEYS},
     }
 
 
-def per_bucket(period: Period) -> list[dict[str, Any]]:
+def per_bucket(period: Period, t: Tables | None = None) -> Rows:
     """Calls per local hour (periods up to two days) or per local day, every bucket of the
     period present (empty ones with zeros), oldest first."""
-    trunc = TruncHour if period.hourly else TruncDay
-    rows = (
-        calls_in(period)
-        .annotate(bucket=trunc("created_at", tzinfo=period.tz))
-        .values("bucket")
-        .annotate(
-            total=Count("pk"),
-            rang=Count("pk", filter=RANG),
-            answered=Count("pk", filter=ANSWERED),
-            **_outcome_counts(),
-        )
-        .order_by("bucket")
-    )
-    found = {_local_key(r["bucket"], period): r for r in rows}
+    found = _fold((t or tables(period)).by_bucket, lambda r: _local_key(r["bucket"], period))
     out = []
     for key in bucket_keys(period):
-        r = found.get(key) or {}
-        counts = {k: r.get(k, 0) for k in ("total", "rang", "answered", *OUTCOME_KEYS)}
-        out.append(
-            {"start": key, **counts, "answer_rate": _rate(counts["answered"], counts["rang"])}
-        )
+        b = found.get(key) or dict.fromkeys((*COUNTS, *OUTCOME_KEYS), 0)
+        counts = {"total": b["n"], "rang": b["rang"], "answered": b["answered"]}
+        counts.update({k: b[k] for k in OUTCOME_KEYS})
+        out.append({"start": key, **counts, "answer_rate": _rate(b["answered"], b["rang"])})
     return out
 
 
@@ -163,63 +152,17 @@ def bucket_keys(period: Period) -> Iterator[datetime]:
             yield day + timedelta(hours=hour)
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's continuous percentile (an ordered-set aggregate)."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    allow_distinct = False
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
-def percentiles(qs: QuerySet[Call], value: Expression | str) -> dict[str, Any]:
-    """``{"n", "p50", "p90"}`` of ``value`` over the rows of ``qs`` where it is not null."""
-    qs = qs.annotate(_v=value).filter(_v__isnull=False)
-    if connection.vendor == "postgresql":
-        row = qs.aggregate(n=Count("pk"), **{_key(p): PercentileCont(value, p) for p in FRACTIONS})
-        return {"n": row["n"], **{_key(p): _seconds(row[_key(p)]) for p in FRACTIONS}}
-    n = qs.count()
-    out: dict[str, Any] = {"n": n}
-    ordered = qs.order_by("_v").values_list("_v", flat=True)
-    for p in FRACTIONS:
-        if n == 0:
-            out[_key(p)] = None
-            continue
-        position = p * (n - 1)
-        low = math.floor(position)
-        values = [_seconds(v) or 0.0 for v in ordered[low : low + 2]]
-        weight = position - low
-        value_at = values[0] + (values[-1] - values[0]) * weight
-        out[_key(p)] = round(value_at, 3)
-    return out
-
-
-def _key(p: float) -> str:
-    return f"p{round(p * 100)}"
-
-
 def durations(period: Period) -> dict[str, dict[str, Any]]:
     """Time to answer and talk time: how many calls had one, their median and p90 (s)."""
-    qs = calls_in(period)
-    return {
-        "time_to_answer": percentiles(qs, time_to_answer()),
-        "talk_time": percentiles(qs, F("duration_seconds")),
-    }
+    return percentiles.durations(calls_in(period))
 
 
-def hangup_causes(period: Period) -> list[dict[str, Any]]:
+def hangup_causes(period: Period, t: Tables | None = None) -> Rows:
     """Hangup causes by count, the largest first; past the top few, one "other" row."""
-    rows = list(
-        calls_in(period)
-        .exclude(hangup_cause="")
-        .values("hangup_cause")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "hangup_cause")
-    )
-    top = [{"cause": r["hangup_cause"], "n": r["n"]} for r in rows[:TOP_CAUSES]]
-    rest = sum(r["n"] for r in rows[TOP_CAUSES:])
+    folded = _fold((t or tables(period)).by_agent, lambda r: r["hangup_cause"])
+    ranked = sorted(((c, v["n"]) for c, v in folded.items() if c), key=lambda x: (-x[1], x[0]))
+    top = [{"cause": c, "n": n} for c, n in ranked[:TOP_CAUSES]]
+    rest = sum(n for _, n in ranked[TOP_CAUSES:])
     return top + ([{"cause": "other", "n": rest}] if rest else [])
 
 
@@ -241,41 +184,26 @@ class AgentRow:
         return _rate(self.answered, self.rang)
 
 
-def per_agent(period: Period) -> list[AgentRow]:
+def per_agent(period: Period, t: Tables | None = None) -> list[AgentRow]:
     """Per agent: calls placed, customer legs dialled, answered by the customer, total talk
     time, and average handle time (handle time summed over answered, ended calls, divided
     by their count). Busiest first."""
-    rows = list(
-        calls_in(period)
-        .values("user_id")
-        .annotate(
-            calls=Count("pk"),
-            rang=Count("pk", filter=RANG),
-            answered=Count("pk", filter=ANSWERED),
-            talk_s=Sum("duration_seconds"),
-            handled=Count("pk", filter=HANDLED),
-            handle=Sum(handle_time(), filter=HANDLED),
-        )
-        .order_by("-calls", "user_id")
-    )
+    folded = _fold((t or tables(period)).by_agent, lambda r: r["user_id"])
     user_model = get_user_model()
     names = dict(
-        user_model.objects.filter(pk__in=[r["user_id"] for r in rows]).values_list(
-            "pk", user_model.USERNAME_FIELD
-        )
+        user_model.objects.filter(pk__in=list(folded)).values_list("pk", user_model.USERNAME_FIELD)
     )
-    return [
+    agents = [
         AgentRow(
-            user_id=r["user_id"],
-            agent=str(names.get(r["user_id"], r["user_id"])),
-            calls=r["calls"],
-            rang=r["rang"],
-            answered=r["answered"],
-            talk_s=r["talk_s"] or 0,
-            handled=r["handled"],
-            aht_s=round(_seconds(r["handle"]) / r["handled"], 1)  # type: ignore[operator]
-            if r["handled"] and r["handle"] is not None
-            else None,
+            user_id=uid,
+            agent=str(names.get(uid, uid)),
+            calls=a["n"],
+            rang=a["rang"],
+            answered=a["answered"],
+            talk_s=a["talk_s"],
+            handled=a["handled"],
+            aht_s=round(a["handle_s"] / a["handled"], 1) if a["handled"] else None,
         )
-        for r in rows
+        for uid, a in folded.items()
     ]
+    return sorted(agents, key=lambda a: (-a.calls, a.user_id))

@@ -110,12 +110,13 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return TemplateResponse(request, "dashboard/analytics.html", context, status=400)
     period = form.period()
-    buckets = selectors.per_bucket(period)
+    rows = selectors.tables(period)
+    buckets = selectors.per_bucket(period, rows)
     durations = selectors.durations(period)
-    causes = selectors.hangup_causes(period)
+    causes = selectors.hangup_causes(period, rows)
     query = request.GET.urlencode() or DEFAULT.urlencode()
     csv_url = reverse("telephony_analytics:csv")
-    summary = selectors.summary(period)
+    summary = selectors.summary(period, rows)
     context.update(
         period=period,
         summary=summary,
@@ -126,7 +127,7 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
             for k, v in durations.items()
         },
         causes=causes,
-        agents=selectors.per_agent(period),
+        agents=selectors.per_agent(period, rows),
         charts=_charts(period, buckets, durations, causes),
         csv={t: f"{csv_url}?{query}&table={t}" for t in export.TABLES},
     )
