@@ -29,17 +29,20 @@ def analytics_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
         "",
         "| measurement | " + " | ".join(dbs) + " |",
         "|---|" + "---|" * len(dbs),
-        "| rows generated in (s) | " + " | ".join(_fmt(v["generate_s"], 1) for v in dbs.values())
+        "| rows generated in (s) | "
+        + " | ".join(_fmt(v["generate_s"], 1) for v in dbs.values())
         + " |",
         "| baseline: COUNT(*) over 366 days (ms) | "
-        + " | ".join(_fmt(v["baseline_count_year"]["median_ms"], 1) for v in dbs.values()) + " |",
+        + " | ".join(_fmt(v["baseline_count_year"]["median_ms"], 1) for v in dbs.values())
+        + " |",
     ]
     for key, label in PAGES:
         cells = [_fmt(v["page"][key]["median_ms"], 0) for v in dbs.values()]
         lines.append(f"| page, {label} (ms) | " + " | ".join(cells) + " |")
     lines += [
         "| CSV agents, 366 days (ms) | "
-        + " | ".join(_fmt(v["csv_agents_year"]["median_ms"], 0) for v in dbs.values()) + " |",
+        + " | ".join(_fmt(v["csv_agents_year"]["median_ms"], 0) for v in dbs.values())
+        + " |",
         "| CSV every call, 366 days: s / rows / MB | "
         + " | ".join(
             f"{_fmt(c['seconds'], 1)} / {c['rows']:,} / {_fmt(c['mb'], 0)}"
@@ -47,7 +50,8 @@ def analytics_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
         )
         + " |",
         "| CSV every call: RSS growth while streaming (MB) | "
-        + " | ".join(_fmt(v["csv_calls_year"]["rss_growth_mb"], 1) for v in dbs.values()) + " |",
+        + " | ".join(_fmt(v["csv_calls_year"]["rss_growth_mb"], 1) for v in dbs.values())
+        + " |",
         "",
     ]
     for db, v in r["by_db"].items():

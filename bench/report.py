@@ -535,6 +535,7 @@ SECTIONS: list[Callable[[dict[str, Any], list[Check]], list[str]]] = [
 
 def render(results: dict[str, Any]) -> str:
     from bench.analytics_report import analytics_section  # it imports this module
+
     """The whole file; ``results["_meta"]`` holds the last full run's total time."""
     checks: list[Check] = []
     body: list[str] = []
