@@ -62,7 +62,7 @@ def _iso(value: Any, period: Period) -> str:
 
 def call_rows(period: Period) -> Iterator[list[Any]]:
     username = f"user__{get_user_model().USERNAME_FIELD}"
-    fields = ("pk", "created_at", username, "to_number", "status", "ringing_at")
+    fields: tuple[str, ...] = ("pk", "created_at", username, "to_number", "status", "ringing_at")
     fields += ("answered_at", "ended_at", "duration_seconds", "hangup_cause", "hangup_side")
     rows = (
         selectors.calls_in(period)
@@ -114,7 +114,11 @@ def _batches(lines: Iterator[str]) -> Iterator[str]:
 async def _async_batches(lines: Iterator[str]) -> AsyncIterator[str]:
     """``_batches``, each batch read on the request's sync thread."""
     batches = _batches(lines)
-    while part := await sync_to_async(next, thread_sensitive=True)(batches, ""):
+
+    def take() -> str:
+        return next(batches, "")
+
+    while part := await sync_to_async(take, thread_sensitive=True)():
         yield part
 
 

@@ -63,7 +63,7 @@ def agents() -> QuerySet[Any]:
     return get_user_model().objects.filter(has_calls).order_by("username")
 
 
-class AgentChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class AgentChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.get_username())
 

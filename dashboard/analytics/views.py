@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -134,7 +135,7 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "dashboard/analytics.html", context)
 
 
-def analytics_csv(request: HttpRequest) -> HttpResponse:
+def analytics_csv(request: HttpRequest) -> HttpResponseBase:
     """``?table=agents|periods|calls`` plus the page's filter, as a streamed CSV file."""
     form = _form(request)
     table = request.GET.get("table", "agents")

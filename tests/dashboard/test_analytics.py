@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.analytics import selectors
+from dashboard.analytics import percentiles, selectors
 from dashboard.analytics.forms import Period
 from tests.dashboard.analytics_data import QUERY, TZ, TZ_NAME, make_calls
 
@@ -129,3 +129,25 @@ def test_page__default_is_the_last_seven_days(admin_client) -> None:
     assert response.status_code == HTTPStatus.OK
     assert response.context["period"].days == 7
     assert 'data-ta="placed">0<' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("values", "p50", "p90"),
+    [
+        ([7], 7.0, 7.0),
+        ([1, 2], 1.5, 1.9),
+        ([10, 20, 30, 40], 25.0, 37.0),
+        ([5, 5, 5, 1, 9], 5.0, 7.4),  # repeated values: ranks inside one histogram bar
+    ],
+)
+def test_from_histogram__matches_percentile_cont(values, p50, p90) -> None:
+    counts: dict[int, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    got = percentiles.from_histogram(sorted(counts.items()))
+    assert got == {"n": len(values), "p50": p50, "p90": p90}
+
+
+def test_from_histogram__empty_and_scaled() -> None:
+    assert percentiles.from_histogram([]) == {"n": 0, "p50": None, "p90": None}
+    assert percentiles.from_histogram([(1500, 1), (2500, 1)], 0.001)["p50"] == 2.0
