@@ -8,23 +8,16 @@ from __future__ import annotations
 
 from datetime import date
 from http import HTTPStatus
-from typing import Any
 
 import pytest
 
 from dashboard.analytics import percentiles, selectors
 from dashboard.analytics.forms import Period
-from tests.dashboard.analytics_data import QUERY, TZ, TZ_NAME, make_calls
+from tests.dashboard.analytics_data import QUERY, TZ
 
 pytestmark = pytest.mark.django_db
 
 PAGE = "/admin/telephony/analytics/"
-
-
-@pytest.fixture
-def users(settings: Any) -> dict[str, Any]:
-    settings.TIME_ZONE = TZ_NAME
-    return make_calls()
 
 
 def period(first: int = 2, last: int = 4, user_id: int | None = None) -> Period:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from http import HTTPStatus
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.django_db
 
 PAGE = "/admin/telephony/analytics/"
 CSV = "/admin/telephony/analytics.csv"
-
-
-@pytest.fixture
-def users(settings: Any) -> dict[str, Any]:
-    settings.TIME_ZONE = TZ_NAME
-    return make_calls()
 
 
 def rows(response: StreamingHttpResponse) -> list[list[str]]:
