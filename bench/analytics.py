@@ -146,8 +146,8 @@ def run_child(db: str, args: argparse.Namespace) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "TELEPHONY_"))}
     env.update({"TELEPHONY_VAR_DIR": str(tmp), "DJANGO_SETTINGS_MODULE": "config.settings"})
     if db == "postgres":
-        _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {BENCH_DB}", f"CREATE DATABASE {BENCH_DB}")
-        env["DATABASE_URL"] = f"{args.pg}/{BENCH_DB}"
+        _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {args.pg_db}", f"CREATE DATABASE {args.pg_db}")
+        env["DATABASE_URL"] = f"{args.pg}/{args.pg_db}"
     else:
         env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
     argv = [sys.executable, "-m", "bench.analytics", "--child", db,
@@ -160,7 +160,7 @@ def run_child(db: str, args: argparse.Namespace) -> dict[str, Any]:
         return dict(json.loads(lines[-1]))
     finally:
         if db == "postgres":
-            _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {args.pg_db}")
         for f in sorted(tmp.rglob("*"), reverse=True):
             f.unlink() if f.is_file() else f.rmdir()
         tmp.rmdir()
@@ -184,6 +184,7 @@ def main() -> int:
         "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
     )
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL server URL, without database")
+    parser.add_argument("--pg-db", default=BENCH_DB, help="the bench database (dropped after)")
     parser.add_argument("--child", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
