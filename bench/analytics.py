@@ -146,7 +146,11 @@ def run_child(db: str, args: argparse.Namespace) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "TELEPHONY_"))}
     env.update({"TELEPHONY_VAR_DIR": str(tmp), "DJANGO_SETTINGS_MODULE": "config.settings"})
     if db == "postgres":
-        _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {args.pg_db}", f"CREATE DATABASE {args.pg_db}")
+        _pg_admin(
+            args.pg,
+            f"DROP DATABASE IF EXISTS {args.pg_db} WITH (FORCE)",
+            f"CREATE DATABASE {args.pg_db}",
+        )
         env["DATABASE_URL"] = f"{args.pg}/{args.pg_db}"
     else:
         env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
@@ -160,7 +164,7 @@ def run_child(db: str, args: argparse.Namespace) -> dict[str, Any]:
         return dict(json.loads(lines[-1]))
     finally:
         if db == "postgres":
-            _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {args.pg_db}")
+            _pg_admin(args.pg, f"DROP DATABASE IF EXISTS {args.pg_db} WITH (FORCE)")
         for f in sorted(tmp.rglob("*"), reverse=True):
             f.unlink() if f.is_file() else f.rmdir()
         tmp.rmdir()
@@ -190,9 +194,10 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.child, args.rows, args.runs)), flush=True)
         return 0
-    results = {db: run_child(db, args) for db in args.db}
-    for db, r in results.items():
-        print(f"[analytics] {db}: {json.dumps(r)}", file=sys.stderr, flush=True)
+    results = {}
+    for db in args.db:  # each result logged at once: a later failure must not lose it
+        results[db] = run_child(db, args)
+        print(f"[analytics] {db}: {json.dumps(results[db])}", file=sys.stderr, flush=True)
     print(json.dumps({"rows": args.rows, "runs": args.runs, "by_db": results}), flush=True)
     return 1 if any("error" in r for r in results.values()) else 0
 
