@@ -38,15 +38,16 @@ BATCH = 20_000
 def rows(
     n: int, user_ids: list[int], *, now: datetime, seed: int = 13
 ) -> Iterator[tuple[Any, ...]]:
-    """``n`` call rows (tuples in ``COLUMNS`` order) created over the year before ``now``."""
+    """``n`` call rows (tuples in ``COLUMNS`` order) created over the year before ``now``,
+    in the order they were placed."""
     rnd = random.Random(seed)
     statuses = [o[0] for o in OUTCOMES]
     causes = {o[0]: o[2] for o in OUTCOMES}
     weights = [o[1] for o in OUTCOMES]
     year = 365 * 86400
-    for _ in range(n):
+    for i in range(n):  # oldest first, as a live table is written: ranges are contiguous
         status = rnd.choices(statuses, weights)[0]
-        created = now - timedelta(seconds=rnd.random() * year)
+        created = now - timedelta(seconds=year * (1 - (i + rnd.random()) / n))
         dialed = created + timedelta(seconds=0.2)
         rang = status in ("completed", "no_answer", "busy") or (
             status == "failed" and rnd.random() < 0.5
