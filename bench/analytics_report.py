@@ -22,7 +22,8 @@ def analytics_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
     dbs = {db: v for db, v in r["by_db"].items() if "error" not in v}
     lines += [
         f"{r['rows']:,} generated calls over the year before the run (five agents, realistic "
-        "outcome mix; `bench/analytics_data.py`), in a fresh database per engine: SQLite file, "
+        "outcome mix, written in the order they were placed; `bench/analytics_data.py`), in a "
+        "fresh database per engine: SQLite file, "
         "PostgreSQL 127.0.0.1:5432 (database `telephony_bench_analytics`, dropped after). Each "
         "view through Django's test client as a logged-in superuser, template rendering "
         f"included; median of {r['runs']} runs. Baseline: `COUNT(*)` of the year's calls.",
