@@ -55,6 +55,9 @@ def analytics_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
         + " |",
         "",
     ]
+    for db in ("sqlite", "postgres"):
+        if db not in r["by_db"]:
+            lines += [f"{db}: not run in this pass (`--db`).", ""]
     for db, v in r["by_db"].items():
         if "error" in v:
             lines += [f"{db}: failed: `{v['error'][-300:]}`", ""]
