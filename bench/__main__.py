@@ -10,7 +10,7 @@ the report gives the median of the repetitions.
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
-                                          #   supervisor softphone recording
+                                          #   supervisor softphone recording analytics
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone", "recording")
+NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone", "recording", "analytics")
 
-OWN_RUNS = ("supervisor", "softphone", "recording")
+OWN_RUNS = ("supervisor", "softphone", "recording", "analytics")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -65,6 +65,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--runs", "5", "--kill-runs", "3", "--fast"],
         ["--runs", "2", "--kill-runs", "1", "--cold-runs", "1"],
         1500,
+    ),
+    "analytics": (
+        "bench.analytics",
+        ["--rows", "1000000", "--runs", "3"],
+        ["--rows", "50000", "--runs", "1"],
+        2400,
     ),
     "softphone": (
         "bench.softphone_bench",

@@ -535,6 +535,8 @@ SECTIONS: list[Callable[[dict[str, Any], list[Check]], list[str]]] = [
 
 
 def render(results: dict[str, Any]) -> str:
+    from bench.analytics_report import analytics_section  # it imports this module
+
     """The whole file; ``results["_meta"]`` holds the last full run's total time."""
     checks: list[Check] = []
     body: list[str] = []
@@ -543,6 +545,7 @@ def render(results: dict[str, Any]) -> str:
     body += rss_section(results)
     body += softphone_section(results, checks)
     body += recording_section(results, checks)
+    body += analytics_section(results, checks)
     meta = results.get("_meta") or {}
     runtime = (
         f"The last full run ({meta['date']}) took {meta['total_seconds'] / 60:.1f} minutes. "

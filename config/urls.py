@@ -11,6 +11,7 @@ from dashboard.ops.metrics import metrics
 urlpatterns = [
     # Before the admin's own URLs, which would read "health" as a model of "telephony".
     path("admin/telephony/", include("dashboard.ops.admin_urls")),
+    path("admin/telephony/", include("dashboard.analytics.urls")),
     path("admin/", admin.site.urls),
     path("api/webrtc/", include("telephony.web.urls")),
     path("metrics", metrics, name="metrics"),

@@ -145,6 +145,9 @@ class Call(models.Model):
         indexes = [
             # The reconciler's passes select by status and age.
             models.Index(fields=["status", "updated_at"], name="telephony_call_status_upd"),
+            # The analytics page (dashboard/analytics): a date range, per outcome or per agent.
+            models.Index(fields=["created_at", "status"], name="telephony_call_created_st"),
+            models.Index(fields=["user", "created_at"], name="telephony_call_user_created"),
         ]
         permissions = [("listen_recording", "Can listen to call recordings")]
 

@@ -135,6 +135,16 @@ def put_worker(
 
 
 @pytest.fixture
+def users(settings: Any) -> dict[str, Any]:
+    """The analytics tests' calls with known answers (tests/dashboard/analytics_data.py),
+    read in their time zone; the agents by name."""
+    from tests.dashboard.analytics_data import TZ_NAME, make_calls
+
+    settings.TIME_ZONE = TZ_NAME
+    return make_calls()
+
+
+@pytest.fixture
 def sup_env(subprocess_env: dict[str, str], settings: Any) -> dict[str, str]:
     """Environment for a real supervisor; this process reads with the same timings."""
     settings.TELEPHONY_HEARTBEAT_TIMEOUT = 1.0

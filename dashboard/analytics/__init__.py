@@ -1,0 +1,1 @@
+"""The "Telephony analytics" admin page: call figures over a date range, charts, CSV."""
