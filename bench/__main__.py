@@ -30,7 +30,16 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone", "recording", "analytics")
+NAMES = (
+    "worker",
+    "plain",
+    "worker100",
+    "http",
+    "supervisor",
+    "softphone",
+    "recording",
+    "analytics",
+)
 
 OWN_RUNS = ("supervisor", "softphone", "recording", "analytics")
 

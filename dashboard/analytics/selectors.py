@@ -8,7 +8,7 @@ causes and the per-agent rows are all folded from here. The percentiles are two 
 PostgreSQL.
 
 The indexes behind them: (created_at, status) and (user, created_at) on the call table
-(migration ``0004_analytics_indexes``).
+(migration ``0005_analytics_indexes``).
 """
 
 from __future__ import annotations
