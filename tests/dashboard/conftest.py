@@ -99,7 +99,7 @@ def put_supervisor(
     )
     r = get_redis()
     if not lost:
-        r.set(Keys.supervisor(supervisor_id), rec.encode(), px=3000)
+        r.set(Keys.supervisor(supervisor_id), rec.encode(), px=60_000)  # long enough for a loaded machine; ages come from the timestamps
     r.hset(Keys.supervisors_last(), supervisor_id, rec.encode())
     r.zadd(Keys.supervisors(), {supervisor_id: ts})
     return rec
@@ -129,7 +129,7 @@ def put_worker(
     )
     rec = replace(rec, **fields)
     r = get_redis()
-    r.set(Keys.worker(worker_id), rec.encode(), px=3000)
+    r.set(Keys.worker(worker_id), rec.encode(), px=60_000)  # long enough for a loaded machine; ages come from the timestamps
     r.zadd(Keys.workers(), {worker_id: beat})
     return rec
 

@@ -96,26 +96,9 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     admin_client, admin_user, settings: Any
 ) -> None:
     settings.TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT = 4
+    # Late after 10 s without a beat, gone after 20 s: wide margins for a loaded machine.
     settings.TELEPHONY_HEARTBEAT_INTERVAL = 1.0
-    put_supervisor("alpha:10", desired=2, restarts=5, workers=[
-        WorkerSummary(pid=11, worker_id="alpha:11", started_at=1, ready=True),
-        WorkerSummary(pid=12, worker_id="alpha:12", started_at=1, ready=False),
-    ])  # fmt: skip
-    put_supervisor("beta:20", desired=1, state="running")
-    put_supervisor("gamma:30", desired=1, lost=True)
-    put_worker("alpha:11", supervisor_id="alpha:10")
-    put_worker("beta:21", supervisor_id="beta:20", beat_age_ms=2500, breaker="open")
-    put_worker(
-        "alpha:13", supervisor_id="alpha:10", spare=True, handled=0, latency=LatencySummary()
-    )
-    get_redis().hset(
-        Keys.metric_requests(), mapping={"health.ping|ok": 7, "call.dial|provider_error": 2}
-    )
-    get_redis().hset(
-        Keys.metric_latency(),
-        mapping={"health.ping|5": 6, "health.ping|25": 1, "health.ping|count": 7,
-                 "health.ping|sum": 21.0},
-    )  # fmt: skip
+    settings.TELEPHONY_HEARTBEAT_TIMEOUT = 20.0
     user = admin_user
     now = timezone.now()
     for status, answered, duration in [
@@ -147,14 +130,33 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
             deleted_at=deleted,
         )
     ServiceEvent.objects.create(kind="breaker_forced", message="breaker forced open", user=user)
-
+    # Records and beats last, just before the request: they age (and expire) as in Redis.
+    put_supervisor("alpha:10", desired=2, restarts=5, workers=[
+        WorkerSummary(pid=11, worker_id="alpha:11", started_at=1, ready=True),
+        WorkerSummary(pid=12, worker_id="alpha:12", started_at=1, ready=False),
+    ])  # fmt: skip
+    put_supervisor("beta:20", desired=1, state="running")
+    put_supervisor("gamma:30", desired=1, lost=True)
+    put_worker("alpha:11", supervisor_id="alpha:10")
+    put_worker("beta:21", supervisor_id="beta:20", beat_age_ms=12_000, breaker="open")
+    put_worker(
+        "alpha:13", supervisor_id="alpha:10", spare=True, handled=0, latency=LatencySummary()
+    )
+    get_redis().hset(
+        Keys.metric_requests(), mapping={"health.ping|ok": 7, "call.dial|provider_error": 2}
+    )
+    get_redis().hset(
+        Keys.metric_latency(),
+        mapping={"health.ping|5": 6, "health.ping|25": 1, "health.ping|count": 7,
+                 "health.ping|sum": 21.0},
+    )  # fmt: skip
     data = admin_client.get(DATA).json()
 
     assert data["service"]["status"] == "degraded"  # 2 serving of 4 wanted (lost one counts)
     assert data["service"]["summary"] == "Serving with 2 of 4 workers."
     workers = {w["id"]: w for w in data["workers"]}
     assert workers["alpha:11"]["state"] == "serving"
-    assert workers["beta:21"]["state"] == "late"  # 2.5 s without a beat, interval 1 s
+    assert workers["beta:21"]["state"] == "late"  # 12 s without a beat: late, not gone
     assert workers["alpha:13"]["state"] == "spare"  # idle: not among the 2 serving
     assert workers["alpha:12"]["state"] == "starting" and workers["alpha:12"]["handled"] is None
     assert workers["beta:21"]["breaker"]["state"] == "open"
