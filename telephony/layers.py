@@ -13,35 +13,23 @@ from typing import Any
 
 from channels_redis.core import RedisChannelLayer
 
-# channels-redis blocks up to 5 s in BZPOPMIN per receive; redis-py 8 times socket
-# reads out after 5 s by default, so an idle receiver would die with TimeoutError.
-# Reads must be allowed to last longer than the blocking pop.
-REDIS_SOCKET_TIMEOUT = 15.0
-REDIS_CONNECT_TIMEOUT = 2.0
+# The layer's configuration is built with the other Redis settings, in one place.
+from telephony.redis_target import (
+    LAYER_BACKEND as BACKEND,
+)
+from telephony.redis_target import (
+    REDIS_CONNECT_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    channel_layers_config,
+)
 
-BACKEND = "telephony.layers.TelephonyChannelLayer"
-
-
-def channel_layers_config(redis_url: str, *, prefix: str, capacity: int = 1000) -> dict[str, Any]:
-    """Build ``CHANNEL_LAYERS`` for one Redis URL (tcp, tls or unix socket)."""
-    return {
-        "default": {
-            "BACKEND": BACKEND,
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": redis_url,
-                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
-                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                    }
-                ],
-                "prefix": f"{prefix}:asgi",
-                "capacity": capacity,
-                "expiry": 60,
-                "group_expiry": 86400,
-            },
-        }
-    }
+__all__ = [
+    "BACKEND",
+    "REDIS_CONNECT_TIMEOUT",
+    "REDIS_SOCKET_TIMEOUT",
+    "TelephonyChannelLayer",
+    "channel_layers_config",
+]
 
 
 class TelephonyChannelLayer(RedisChannelLayer):
