@@ -94,8 +94,33 @@ def get_redis() -> redis.Redis:
     return client
 
 
-class _BlockingSentinelPool(aiosentinel.SentinelConnectionPool, aioredis.BlockingConnectionPool):
+class SentinelPool(aiosentinel.SentinelConnectionPool):
+    """redis-py's asyncio Sentinel pool that also closes its Sentinel clients when it is
+    closed (redis-py leaves those connections open)."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # a full close, not the drop of idle ones on a new master
+            await self.sentinel_manager.aclose()
+
+
+class _BlockingSentinelPool(SentinelPool, aioredis.BlockingConnectionPool):
     """Sentinel's master discovery with the blocking pool's wait for a free connection."""
+
+
+def async_sentinel_pool(
+    master: str,
+    sentinels: list[tuple[str, int]] | list[list[Any]],
+    *,
+    sentinel_kwargs: dict[str, Any],
+    blocking: bool = False,
+    **kwargs: Any,
+) -> SentinelPool:
+    """An asyncio pool for the master ``master`` as the ``sentinels`` name it."""
+    manager = aiosentinel.Sentinel([tuple(s) for s in sentinels], sentinel_kwargs=sentinel_kwargs)
+    if blocking:
+        return _BlockingSentinelPool(master, manager, **kwargs)
+    return SentinelPool(master, manager, **kwargs)
 
 
 def get_async_redis() -> aioredis.Redis:
@@ -110,11 +135,14 @@ def get_async_redis() -> aioredis.Redis:
         kwargs = {**redis_client_kwargs(), **target.master_kwargs()}
         pool: aioredis.ConnectionPool
         if target.is_sentinel:
-            sentinel = aiosentinel.Sentinel(
-                list(target.sentinels), sentinel_kwargs=target.sentinel_kwargs()
-            )
-            pool = _BlockingSentinelPool(
-                target.master, sentinel, max_connections=64, timeout=5, **kwargs
+            pool = async_sentinel_pool(
+                target.master,
+                list(target.sentinels),
+                sentinel_kwargs=target.sentinel_kwargs(),
+                blocking=True,
+                max_connections=64,
+                timeout=5,
+                **kwargs,
             )
         else:
             pool = aioredis.BlockingConnectionPool.from_url(
@@ -205,9 +233,10 @@ def redis_problem(timeout: float = 2.0) -> tuple[str, str] | None:
         found = _ask_sentinels(target, timeout)
         if isinstance(found, tuple):
             return found
-        where = f"Redis master {found} (from the Sentinels)"
+        where = f"Redis master {found} (named by the Sentinels)"
     else:
         where = f"Redis at {target.describe()}"
+    unreachable = f"Redis unreachable at {found if target.is_sentinel else target.describe()}"
     quick = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": _no_retry()}
     client = new_redis(target, **quick)
     try:
@@ -215,7 +244,10 @@ def redis_problem(timeout: float = 2.0) -> tuple[str, str] | None:
     except redis.AuthenticationError:
         return MISCONFIGURED, f"{where} refused the password (REDIS_PASSWORD or REDIS_URL)"
     except (redis.RedisError, OSError) as e:
-        return UNREACHABLE, f"{where} unreachable ({type(e).__name__})"
+        return (
+            UNREACHABLE,
+            f"{unreachable} ({type(e).__name__})" if target.is_sentinel else unreachable,
+        )
     finally:
         client.close()
     return None

@@ -13,10 +13,10 @@ from typing import Any
 
 from channels_redis.core import RedisChannelLayer
 
+from telephony.connections import async_sentinel_pool
+
 # The layer's configuration is built with the other Redis settings, in one place.
-from telephony.redis_target import (
-    LAYER_BACKEND as BACKEND,
-)
+from telephony.redis_target import LAYER_BACKEND as BACKEND
 from telephony.redis_target import (
     REDIS_CONNECT_TIMEOUT,
     REDIS_SOCKET_TIMEOUT,
@@ -59,6 +59,19 @@ class TelephonyChannelLayer(RedisChannelLayer):
         ("receive_clean_locks", None),
         ("receive_cleaners", None),
     )
+
+    def create_pool(self, index: int) -> Any:
+        """channels-redis's pool, except with Sentinel: ours, which closes its Sentinel
+        clients too when the layer closes its pools."""
+        host = dict(self.hosts[index])
+        if "master_name" not in host:
+            return super().create_pool(index)
+        return async_sentinel_pool(
+            host.pop("master_name"),
+            host.pop("sentinels"),
+            sentinel_kwargs=host.pop("sentinel_kwargs", None) or {},
+            **host,
+        )
 
     async def receive_or_idle(self, channel: str, *, idle: float) -> dict[str, Any] | None:
         """One message off a shared channel, or None when none came within ``idle`` s.

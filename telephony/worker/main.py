@@ -40,6 +40,7 @@ from telephony.protocol import CHANNEL, FIRE_AND_FORGET, Heartbeat, Reply, Reque
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
+from telephony.worker.claims import Claim, claim_request
 from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
 from telephony.worker.provider import RequestContext
@@ -239,8 +240,8 @@ class TelephonyWorker:
             )
             return
         try:
-            claimed = await get_async_redis().set(
-                Keys.claim(rid), self.worker_id, nx=True, px=int(remaining * 1000) + CLAIM_EXTRA_MS
+            claim = await claim_request(
+                rid, self.worker_id, ttl_ms=int(remaining * 1000) + CLAIM_EXTRA_MS
             )
         except (redis.RedisError, OSError) as e:
             logger.warning(
@@ -249,11 +250,22 @@ class TelephonyWorker:
                 type(e).__name__,
             )
             return
-        if not claimed:
+        if claim is Claim.TAKEN:
             self.stats.duplicates += 1
             logger.info(
                 "[Telephony Worker] request_id=%s op=%s duplicate delivery ignored", rid, op
             )
+            return
+        if claim is Claim.UNREPLICATED:  # a failover could lose the claim: do not run it
+            logger.warning(
+                "[Telephony Worker] request_id=%s op=%s refused: no replica confirmed the claim",
+                rid,
+                op,
+            )
+            refused = exc.ServiceUnavailable(reason="claim_not_replicated")
+            reply, _ = self._failed(rid, op, refused)
+            if op not in FIRE_AND_FORGET:
+                await self._reply(request.reply_to, rid, reply)
             return
         self.stats.in_flight += 1
         started = time.monotonic()
@@ -279,8 +291,11 @@ class TelephonyWorker:
         self.stats.record(op, time.monotonic() - started, code)
         if op in FIRE_AND_FORGET:  # nobody waits for it: a reply would only pile up
             return
+        await self._reply(request.reply_to, rid, reply)
+
+    async def _reply(self, reply_to: str, rid: str, reply: Reply) -> None:
         try:
-            await self.layer.send(request.reply_to, reply.encode())
+            await self.layer.send(reply_to, reply.encode())
         except Exception as e:
             logger.warning("[Telephony Worker] request_id=%s reply lost: %s", rid, type(e).__name__)
 
