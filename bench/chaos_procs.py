@@ -178,6 +178,9 @@ class Stack:
     watch: ProcessWatch = field(default_factory=ProcessWatch)
     environ: dict[str, str] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
+    # Settings over PRODUCT_SETTINGS; with REDIS_SENTINELS or REDIS_URL among them, that
+    # Redis instead of the embedded one (a Sentinel cluster: bench/failover.py).
+    extra_env: dict[str, str] = field(default_factory=dict)
     sandbox: SandboxProcess | None = None
     supervisor: subprocess.Popen[bytes] | None = None
     daphne: subprocess.Popen[bytes] | None = None
@@ -194,20 +197,24 @@ class Stack:
     def start(self) -> None:
         """Everything up, daphne serving and both workers beating."""
         self.watch.start()
-        self.redis = EmbeddedRedis(self.var / "r.sock")
-        self.redis.start()
-        self.watch.sample()  # Redis is our child: the watch finds it as a descendant
+        redis_env: dict[str, str] = {}
+        if not {"REDIS_SENTINELS", "REDIS_URL"} & set(self.extra_env):
+            self.redis = EmbeddedRedis(self.var / "r.sock")
+            self.redis.start()
+            self.watch.sample()  # Redis is our child: the watch finds it as a descendant
+            redis_env = {"REDIS_URL": self.redis.url}
         base = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(STRIPPED) and k not in ("REDIS_URL", "DATABASE_URL")
+            if not k.startswith((*STRIPPED, "REDIS_")) and k != "DATABASE_URL"
         }
         self.environ = {
             **base,
             **PRODUCT_SETTINGS,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "TELEPHONY_VAR_DIR": str(self.var),
-            "REDIS_URL": self.redis.url,
+            **redis_env,
+            **self.extra_env,
         }
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"],
@@ -255,7 +262,7 @@ class Stack:
              "config.asgi:application"],
         )  # fmt: skip
         self.start_supervisor()
-        self._wait_serving(timeout=60)
+        self._wait_serving(timeout=120)
 
     def _log_path(self, name: str) -> Path:
         self._logs += 1

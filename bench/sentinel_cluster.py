@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -140,7 +141,8 @@ class SentinelCluster:
     def _writable(self, port: int) -> bool:
         client = self._client(port, self.password)
         try:
-            return client.info("replication").get("role") == "master"
+            info: Any = client.info("replication")
+            return bool(info.get("role") == "master")
         except (redis.RedisError, OSError):
             return False
         finally:
@@ -150,7 +152,7 @@ class SentinelCluster:
         """The replicas are in sync and every Sentinel sees the others and the replicas."""
         client = self._client(master_port, self.password)
         try:
-            info = client.info("replication")
+            info: Any = client.info("replication")
             if int(info.get("connected_slaves", 0)) < self.replicas:
                 return False
         except (redis.RedisError, OSError):
@@ -160,7 +162,7 @@ class SentinelCluster:
         for s in self.sentinels:
             sc = self._client(s.port, self.sentinel_password)
             try:
-                m = sc.sentinel_master(self.master_name)
+                m: Any = sc.sentinel_master(self.master_name)
             except (redis.RedisError, OSError):
                 return False
             finally:
