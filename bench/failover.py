@@ -75,12 +75,22 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
     # is 1); with one replica, every request would be refused until the old master returns.
     cluster = SentinelCluster(replicas=2).start()
     # A loaded 2-core machine can take over 20 s to import a worker: wait longer.
-    stack = Stack(seed=seed, extra_env={**cluster.env(), "TELEPHONY_WORKER_START_TIMEOUT": "90"})
+    stack = Stack(
+        seed=seed,
+        extra_env={
+            **cluster.env(),
+            "TELEPHONY_WORKER_START_TIMEOUT": "90",
+            "TELEPHONY_SPARE_WORKERS": "0",
+        },
+    )
     probe: StatusProbe | None = None
     load: Load | None = None
     out: dict[str, Any] = {}
+    began = time.monotonic()
+    phases: dict[str, float] = {}
     try:
         stack.start()
+        phases["start_s"] = round(time.monotonic() - began, 1)
         ids = _setup_django(stack, users + 1)
         names = sorted(ids)
         timeout = float(PRODUCT_SETTINGS["TELEPHONY_REQUEST_TIMEOUT"])
@@ -97,6 +107,7 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
         old = cluster.kill_master()
         out["sentinel_failover_s"] = round(cluster.wait_new_master(old, timeout=30), 2)
         load.join(timeout=seconds + timeout + 20)
+        phases["load_s"] = round(time.monotonic() - began - phases["start_s"], 1)
         out["recovered"] = _wait_recovered(stack)
         time.sleep(0.5)  # a few more probe samples after recovery
         probe.halt.set()
@@ -108,12 +119,14 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
     finally:
         if probe is not None:
             probe.halt.set()
+        stopping = time.monotonic()
         ended = stack.shutdown()
         _close_django()
         cluster.stop()  # before the orphan check: its servers are our children too
         leftovers = _wait_leftovers(stack)
         stack.kill_leftovers()
         stack.watch.stop()
+        phases["shutdown_s"] = round(time.monotonic() - stopping, 1)
     records = load.records if load else []
     collected = out["collected"]
     evidence = Evidence(
@@ -126,7 +139,8 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
     )  # fmt: skip
     violations, sandbox = check_all(evidence)
     report = _report(out, records, probe.samples if probe else [], violations, sandbox, stack)
-    report.update(seconds=seconds, kill_at=kill_at, users=users, machine=machine())
+    phases["total_s"] = round(time.monotonic() - began, 1)
+    report.update(seconds=seconds, kill_at=kill_at, users=users, machine=machine(), phases=phases)
     if report["ok"]:
         stack.remove()
     else:
