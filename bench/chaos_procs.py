@@ -185,12 +185,13 @@ class Stack:
     supervisor: subprocess.Popen[bytes] | None = None
     daphne: subprocess.Popen[bytes] | None = None
     port: int = 0
+    bind: str = "127.0.0.1"
     supervisors_started: int = 0
     _logs: int = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind}:{self.port}"
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -256,9 +257,20 @@ class Stack:
                 "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "100000",  # as many seats as the sandbox
             }
         )
+        self.serve()
+
+    def serve(self) -> None:
+        """daphne and the supervisor with ``self.environ``, until both workers beat.
+
+        A second host of a multi-host run sets its ``environ`` (another var dir and host
+        id, the first host's sandbox) and calls this alone (bench/hostloss.py).
+        """
+        if not self.watch.is_alive():
+            self.watch.start()
+        self.port = self.port or free_port()
         self.daphne = self._spawn(
             "daphne",
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+            [sys.executable, "-m", "daphne", "-b", self.bind, "-p", str(self.port),
              "config.asgi:application"],
         )  # fmt: skip
         self.start_supervisor()

@@ -45,12 +45,12 @@ from bench.sentinel_cluster import SentinelCluster
 
 
 class StatusProbe(threading.Thread):
-    """GET /api/webrtc/status every ``interval`` s: (epoch, HTTP status, body status)."""
+    """GET /api/webrtc/status every ``interval`` s: (epoch, HTTP status, body status, alive)."""
 
     def __init__(self, base: str, interval: float = 0.05) -> None:
         super().__init__(name="failover-probe", daemon=True)
         self.url, self.interval = f"{base}/api/webrtc/status", interval
-        self.samples: list[tuple[float, int, str]] = []
+        self.samples: list[tuple[float, int, str, int]] = []
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -64,10 +64,11 @@ class StatusProbe(threading.Thread):
             except OSError:
                 code, body = 0, b"{}"
             try:
-                status = str(json.loads(body).get("status"))
-            except ValueError:
-                status = "?"
-            self.samples.append((at, code, status))
+                doc = json.loads(body)
+                status, alive = str(doc.get("status")), int(doc["workers"]["alive"])
+            except (ValueError, KeyError, TypeError):
+                status, alive = "?", -1
+            self.samples.append((at, code, status, alive))
 
 
 def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def _restarts(stack: Stack) -> int:
 def _report(
     out: dict[str, Any],
     records: list[Any],
-    samples: list[tuple[float, int, str]],
+    samples: list[tuple[float, int, str, int]],
     violations: list[dict[str, Any]],
     sandbox: dict[str, Any],
     stack: Stack,
@@ -174,10 +175,10 @@ def _report(
     killed = out["killed_at"]
     after = [r for r in records if r.started + r.elapsed >= killed]
     first_503 = min((r.started + r.elapsed for r in after if r.status == 503), default=None)
-    probe_503 = min((at for at, code, _ in samples if at >= killed and code == 503), default=None)
+    probe_503 = min((s[0] for s in samples if s[0] >= killed and s[1] == 503), default=None)
     firsts = [t for t in (first_503, probe_503) if t is not None]
-    not_ready = [at for at, _, status in samples if at >= killed and status != "ready"]
-    back = min((at for at, _, s in samples if not_ready and at > max(not_ready) and s == "ready"),
+    not_ready = [s[0] for s in samples if s[0] >= killed and s[2] != "ready"]
+    back = min((s[0] for s in samples if not_ready and s[0] > max(not_ready) and s[2] == "ready"),
                default=None)  # fmt: skip
     failed = Counter(
         f"{r.kind} {r.status or r.error} {r.code or ''}".strip()

@@ -203,6 +203,9 @@ TELNYX_WEBHOOK_URL = env.str("TELNYX_WEBHOOK_URL", default="")
 # ------------------------------------------------------------------------------
 # Telephony service knobs (see README, "Configuration")
 # ------------------------------------------------------------------------------
+# This host's name in supervisor and worker ids; distinct per host sharing one Redis
+# (empty: the machine's host name).
+TELEPHONY_HOST_ID = env.str("TELEPHONY_HOST_ID", default="")
 TELEPHONY_WORKERS = env.int("TELEPHONY_WORKERS", default=2)
 TELEPHONY_WORKER_CONCURRENCY = env.int("TELEPHONY_WORKER_CONCURRENCY", default=50)
 TELEPHONY_SPARE_WORKERS = env.int("TELEPHONY_SPARE_WORKERS", default=1)

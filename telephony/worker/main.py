@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +35,7 @@ from telephony import exceptions as exc
 from telephony.connections import get_async_redis
 from telephony.keys import Keys
 from telephony.layers import TelephonyChannelLayer
+from telephony.procutil import host_id
 from telephony.protocol import CHANNEL, FIRE_AND_FORGET, Heartbeat, Reply, Request
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
@@ -68,7 +68,7 @@ class TelephonyWorker:
         worker_id: str | None = None,
     ) -> None:
         # ``worker_id`` (host:pid) is given only by tests that run two workers in one process.
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id or f"{host_id()}:{os.getpid()}"
         self.concurrency = concurrency or int(settings.TELEPHONY_WORKER_CONCURRENCY)
         self.clock = clock
         self.layer = layer or get_channel_layer()
