@@ -10,7 +10,7 @@ the report gives the median of the repetitions.
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
-                                          #   supervisor softphone
+                                          #   supervisor softphone failover hostloss
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone")
+NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone", "failover", "hostloss")
+ONCE = ("supervisor", "softphone", "failover", "hostloss")  # repeat their own runs inside, or none
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -70,6 +71,8 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--runs", "2", "--latencies", "0", "200"],
         600,
     ),
+    "failover": ("bench.failover", [], ["--seconds", "12", "--kill-at", "4", "--users", "4"], 600),
+    "hostloss": ("bench.hostloss", [], ["--seconds", "10", "--kill-at", "3", "--users", "2"], 900),
 }
 
 
@@ -151,9 +154,9 @@ def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(repeat):  # interleaved: noise hits product and baselines alike
         for name in names:
-            if name not in ("supervisor", "softphone"):  # repeat their own runs inside
+            if name not in ONCE:
                 runs[name].append(run_one(name, args.quick, logs))
-    for name in ("supervisor", "softphone"):
+    for name in ONCE:
         if name in names:
             runs[name].append(run_one(name, args.quick, logs))
     total = round(time.monotonic() - started, 1)

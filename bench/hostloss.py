@@ -204,12 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         args.report.write_text(text + "\n")
     if "skipped" in report:
-        print(f"skipped: {report['skipped']}")
+        print(f"skipped: {report['skipped']}", file=sys.stderr)
+        print(json.dumps(report))
         return 0
     summary = {k: v for k, v in report.items() if k not in ("violations", "sandbox", "machine")}
-    print(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=2, default=str), file=sys.stderr)
     if report["violations"]:
-        print(json.dumps(report["violations"][:20], indent=2, default=str))
+        print(json.dumps(report["violations"][:20], indent=2, default=str), file=sys.stderr)
+    print(json.dumps(report, default=str))  # one line, last: `python -m bench` reads it
     return 0 if report["ok"] else 1
 
 
