@@ -148,3 +148,40 @@ def test_target__passwords_stay_out_of_repr_and_description(
     assert target.password == PASSWORD and target.sentinel_password == SENTINEL_PASSWORD
     for text in (repr(target), target.describe(), str(target)):
         assert PASSWORD not in text and SENTINEL_PASSWORD not in text
+
+
+async def test_worker__a_claim_no_replica_confirmed_is_refused_unexecuted(
+    sentinel_settings: SentinelCluster, settings: Any
+) -> None:
+    from telephony.protocol import Reply, Request
+    from telephony.worker.breaker import CircuitBreaker
+    from telephony.worker.main import TelephonyWorker
+
+    settings.TELEPHONY_CLAIM_REPLICAS, settings.TELEPHONY_CLAIM_WAIT_MS = 2, 50  # 1 exists
+    layer = TelephonyChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    adapter: Any = type("Adapter", (), {"breaker": CircuitBreaker()})()
+    worker = TelephonyWorker(adapter=adapter, layer=layer, worker_id="ha-host:1")
+    ran: list[str] = []
+
+    async def ping(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        ran.append(ctx.request_id)
+        return {}
+
+    worker.handlers["health.ping"] = ping
+    try:
+        reply_to = await layer.new_channel()
+        request = Request.new(op="health.ping", reply_to=reply_to, timeout=5, payload={})
+        await worker._handle(request.encode())
+        reply = Reply.decode(await layer.receive(reply_to))
+        assert ran == [] and not reply.ok
+        assert reply.error["code"] == "service_unavailable"
+        assert reply.error["reason"] == "claim_not_replicated"
+        settings.TELEPHONY_CLAIM_REPLICAS = 1  # now it would be confirmed, but it is taken
+        await worker._handle(request.encode())
+        assert ran == []
+        fresh = Request.new(op="health.ping", reply_to=reply_to, timeout=5, payload={})
+        await worker._handle(fresh.encode())  # confirmed by the replica: it runs
+        assert ran == [fresh.request_id] and Reply.decode(await layer.receive(reply_to)).ok
+    finally:
+        await layer.flush()
+        await layer.close_pools()
