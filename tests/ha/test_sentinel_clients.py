@@ -26,6 +26,9 @@ from telephony.worker.claims import Claim, claim_request
 from tests.ha.conftest import PASSWORD, SENTINEL_PASSWORD, point_at
 from tests.helpers import free_port, wait_until
 
+# One xdist worker runs this module, so its tests share the module's Sentinel cluster.
+pytestmark = pytest.mark.xdist_group("sentinel")
+
 
 def _on_master(cluster: SentinelCluster, key: str) -> Any:
     port = cluster.master_port()

@@ -13,6 +13,9 @@ from tests.conftest import ROOT
 from tests.ha.conftest import PASSWORD, SENTINEL_PASSWORD
 from tests.helpers import free_port
 
+# One xdist worker runs this module, so its tests share the module's Sentinel cluster.
+pytestmark = pytest.mark.xdist_group("sentinel")
+
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     base = {
