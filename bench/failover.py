@@ -230,15 +230,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     report = run(seconds=args.seconds, kill_at=args.kill_at, users=args.users, seed=args.seed)
-    text = json.dumps(report, indent=2, default=str)
-    if args.report:
-        args.report.write_text(text + "\n")
-    summary = {k: v for k, v in report.items() if k not in ("violations", "sandbox", "machine")}
-    print(json.dumps(summary, indent=2, default=str), file=sys.stderr)
-    if report["violations"]:
-        print(json.dumps(report["violations"][:20], indent=2, default=str), file=sys.stderr)
-    print(json.dumps(report, default=str))  # one line, last: `python -m bench` reads it
-    return 0 if report["ok"] else 1
+    return emit(report, args.report)
+
+
+def emit(report: dict[str, Any], path: Path | None) -> int:
+    """Write the report (``--report``), a readable summary to stderr and the report as one
+    JSON line, last, on stdout (what ``python -m bench`` reads). The exit status."""
+    if path:
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    if "skipped" in report:
+        print(f"skipped: {report['skipped']}", file=sys.stderr)
+    else:
+        summary = {k: v for k, v in report.items() if k not in ("violations", "sandbox", "machine")}
+        print(json.dumps(summary, indent=2, default=str), file=sys.stderr)
+        if report["violations"]:
+            print(json.dumps(report["violations"][:20], indent=2, default=str), file=sys.stderr)
+    print(json.dumps(report, default=str))
+    return 0 if report.get("ok", "skipped" in report) else 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Without PostgreSQL it prints one line and exits 0 with ``{"skipped": ...}``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -38,7 +37,7 @@ from bench.chaos_check import TERMINAL, Evidence, check_all
 from bench.chaos_load import Load, Record
 from bench.chaos_procs import PRODUCT_SETTINGS, WORKERS, Stack
 from bench.common import machine
-from bench.failover import StatusProbe, _pids, _restarts
+from bench.failover import StatusProbe, _pids, _restarts, emit
 from bench.sentinel_cluster import SentinelCluster
 
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2"
@@ -200,19 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     report = run(seconds=args.seconds, kill_at=args.kill_at, users=args.users, seed=args.seed)
-    text = json.dumps(report, indent=2, default=str)
-    if args.report:
-        args.report.write_text(text + "\n")
-    if "skipped" in report:
-        print(f"skipped: {report['skipped']}", file=sys.stderr)
-        print(json.dumps(report))
-        return 0
-    summary = {k: v for k, v in report.items() if k not in ("violations", "sandbox", "machine")}
-    print(json.dumps(summary, indent=2, default=str), file=sys.stderr)
-    if report["violations"]:
-        print(json.dumps(report["violations"][:20], indent=2, default=str), file=sys.stderr)
-    print(json.dumps(report, default=str))  # one line, last: `python -m bench` reads it
-    return 0 if report["ok"] else 1
+    return emit(report, args.report)
 
 
 if __name__ == "__main__":

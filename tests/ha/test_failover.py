@@ -10,44 +10,19 @@ failure a clean 503, the state back to ready by itself, and the chaos invariants
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.ha.conftest import run_bench
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_failover__kill_the_master_under_load_keeps_every_promise(tmp_path: Path) -> None:
-    report_path = tmp_path / "failover.json"
-    argv = [sys.executable, "-m", "bench.failover", "--seconds", "12", "--kill-at", "4",
-            "--users", "4", "--report", str(report_path)]  # fmt: skip
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=280)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # only if it is still there
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    text = output.decode(errors="replace")[-4000:]
-    assert report_path.exists(), text
-    report = json.loads(report_path.read_text())
+    args = ["--seconds", "12", "--kill-at", "4", "--users", "4"]
+    run = run_bench("bench.failover", args, tmp_path / "failover.json", timeout=280)
+    report, text = run.report, run.output
     assert report["violations"] == [], text
     assert report["calls_dialled_twice"] == 0
     assert report["calls_non_terminal"] == 0 and report["calls_201_without_row"] == 0
@@ -58,4 +33,4 @@ def test_failover__kill_the_master_under_load_keeps_every_promise(tmp_path: Path
         assert answer.startswith("ws ") or " 503" in answer, report["failed_by_answer"]
     assert set(report["web_503_reasons"]) <= {"redis_unreachable", "no_worker", "reply_lost"}
     assert report["calls"] > 0 and report["requests_after_kill"] > 0
-    assert proc.returncode == 0, text
+    assert run.returncode == 0, text

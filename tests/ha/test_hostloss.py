@@ -10,17 +10,12 @@ PostgreSQL at 127.0.0.1:5432 (CI has it).
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.hostloss import pg_problem
-from tests.conftest import ROOT
+from tests.ha.conftest import run_bench
 
 
 @pytest.mark.slow
@@ -29,29 +24,9 @@ def test_hostloss__the_other_host_serves_on_and_nothing_is_lost(tmp_path: Path) 
     problem = pg_problem()
     if problem:
         pytest.skip(problem)
-    report_path = tmp_path / "hostloss.json"
-    argv = [sys.executable, "-m", "bench.hostloss", "--seconds", "10", "--kill-at", "3",
-            "--users", "2", "--report", str(report_path)]  # fmt: skip
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=400)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # only if it is still there
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    text = output.decode(errors="replace")[-4000:]
-    assert report_path.exists(), text
-    report = json.loads(report_path.read_text())
+    args = ["--seconds", "10", "--kill-at", "3", "--users", "2"]
+    run = run_bench("bench.hostloss", args, tmp_path / "hostloss.json", timeout=400)
+    report, text = run.report, run.output
     assert report["violations"] == [], text
     # Host A: whatever was not in flight at the kill succeeded.
     assert set(report["host_a"]["before"]) <= {"ok"} and set(report["host_a"]["after"]) <= {"ok"}
@@ -59,4 +34,4 @@ def test_hostloss__the_other_host_serves_on_and_nothing_is_lost(tmp_path: Path) 
     assert report["host_a_processes_restarted"] == 0
     assert report["state_shows_host_b_gone_s"] is not None
     assert report["host_a"]["after"].get("ok", 0) > 0
-    assert proc.returncode == 0, text
+    assert run.returncode == 0, text
