@@ -43,7 +43,8 @@ def failover_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
         _row("kill -> first 503", f"{_fmt(r['first_503_after_kill_s'])} s"),
         _row("kill -> `/api/webrtc/status` `ready` again (by itself)",
              f"{_fmt(r['back_to_ready_after_kill_s'])} s"),
-        _row("slowest answer while it lasted",
+        _row("slowest answer while it lasted (HTTP, or a WebSocket pong: a lost one counts "
+             "its 3 s wait)",
              f"{_fmt(r['slowest_answer_during_failover_s'])} s"),
         _row("requests (after the kill)", f"{r['requests']} ({r['requests_after_kill']})"),
         _row("failed after the kill, by answer", _answers(r["failed_by_answer"])),
