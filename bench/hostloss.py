@@ -139,8 +139,13 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
     samples = probe.samples if probe else []
     gone = min((s[0] for s in samples if s[0] >= killed and 0 <= s[3] <= WORKERS), default=None)
     pids_same = out["pids_before"] == out["pids_after"]
+    ok = not violations and not lost and pids_same and out["restarts"] == 0
+    for stack in (a, b):  # logs kept for a failed run
+        if ok:
+            stack.remove()
     return {
-        "ok": not violations and not lost and pids_same and out["restarts"] == 0,
+        "ok": ok,
+        "var_dirs": None if ok else [str(a.var), str(b.var)],
         "host_b_killed": out["killed"],
         "state_shows_host_b_gone_s": round(gone - killed, 2) if gone else None,
         "host_a_status_after": Counter(s[2] for s in samples if s[0] >= killed),
