@@ -1,4 +1,4 @@
-"""docs/BENCHMARKS.md sections 7 and 8: a Redis failover and a lost host (bench.failover,
+"""docs/BENCHMARKS.md, the last two sections: a Redis failover and a lost host (bench.failover,
 bench.hostloss). Figures are measured, not targets; the promises are checked by the runs
 themselves and by tests/ha/."""
 
