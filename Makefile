@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test tools chromium nodejs lint typecheck jstest pytest bench chaos chaos-short clean
+.PHONY: run test tools chromium nodejs lint typecheck jstest pytest bench chaos chaos-short failover hostloss clean
 
 # $(call need,COMMAND,DEBIAN PACKAGES): as root, apt-get install the packages when COMMAND
 # is missing; otherwise stop with one line saying how. The tests never skip for a missing tool.
@@ -78,6 +78,13 @@ chaos: $(DEV_STAMP)
 
 chaos-short: $(DEV_STAMP)
 	$(BIN)/python -m bench.chaos --short
+
+# Redis Sentinel: kill -9 the master under load; two hosts, SIGKILL one (needs PostgreSQL).
+failover: $(DEV_STAMP)
+	$(BIN)/python -m bench.failover
+
+hostloss: $(DEV_STAMP)
+	$(BIN)/python -m bench.hostloss
 
 clean:
 	rm -rf $(VENV) node_modules var/test_db.sqlite3*

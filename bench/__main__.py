@@ -11,6 +11,7 @@ the report gives the median of the repetitions.
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
                                           #   supervisor softphone recording analytics
+                                          #   failover hostloss
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ NAMES = (
     "softphone",
     "recording",
     "analytics",
+    "failover",
+    "hostloss",
 )
 
-OWN_RUNS = ("supervisor", "softphone", "recording", "analytics")
+# These repeat their own runs inside, or need none.
+OWN_RUNS = ("supervisor", "softphone", "recording", "analytics", "failover", "hostloss")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -93,6 +97,8 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--size-mb", "20", "--runs", "1"],
         900,
     ),
+    "failover": ("bench.failover", [], ["--seconds", "12", "--kill-at", "4", "--users", "4"], 600),
+    "hostloss": ("bench.hostloss", [], ["--seconds", "10", "--kill-at", "3", "--users", "2"], 900),
 }
 
 

@@ -178,36 +178,44 @@ class Stack:
     watch: ProcessWatch = field(default_factory=ProcessWatch)
     environ: dict[str, str] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
+    # Settings over PRODUCT_SETTINGS; with REDIS_SENTINELS or REDIS_URL among them, that
+    # Redis instead of the embedded one (a Sentinel cluster: bench/failover.py).
+    extra_env: dict[str, str] = field(default_factory=dict)
     sandbox: SandboxProcess | None = None
     supervisor: subprocess.Popen[bytes] | None = None
     daphne: subprocess.Popen[bytes] | None = None
     port: int = 0
+    bind: str = "127.0.0.1"
     supervisors_started: int = 0
     _logs: int = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind}:{self.port}"
 
     # -- start-up -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Everything up, daphne serving and both workers beating."""
         self.watch.start()
-        self.redis = EmbeddedRedis(self.var / "r.sock")
-        self.redis.start()
-        self.watch.sample()  # Redis is our child: the watch finds it as a descendant
+        redis_env: dict[str, str] = {}
+        if not {"REDIS_SENTINELS", "REDIS_URL"} & set(self.extra_env):
+            self.redis = EmbeddedRedis(self.var / "r.sock")
+            self.redis.start()
+            self.watch.sample()  # Redis is our child: the watch finds it as a descendant
+            redis_env = {"REDIS_URL": self.redis.url}
         base = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(STRIPPED) and k not in ("REDIS_URL", "DATABASE_URL")
+            if not k.startswith((*STRIPPED, "REDIS_")) and k != "DATABASE_URL"
         }
         self.environ = {
             **base,
             **PRODUCT_SETTINGS,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "TELEPHONY_VAR_DIR": str(self.var),
-            "REDIS_URL": self.redis.url,
+            **redis_env,
+            **self.extra_env,
         }
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"],
@@ -249,13 +257,24 @@ class Stack:
                 "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "100000",  # as many seats as the sandbox
             }
         )
+        self.serve()
+
+    def serve(self) -> None:
+        """daphne and the supervisor with ``self.environ``, until both workers beat.
+
+        A second host of a multi-host run sets its ``environ`` (another var dir and host
+        id, the first host's sandbox) and calls this alone (bench/hostloss.py).
+        """
+        if not self.watch.is_alive():
+            self.watch.start()
+        self.port = self.port or free_port()
         self.daphne = self._spawn(
             "daphne",
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+            [sys.executable, "-m", "daphne", "-b", self.bind, "-p", str(self.port),
              "config.asgi:application"],
         )  # fmt: skip
         self.start_supervisor()
-        self._wait_serving(timeout=60)
+        self._wait_serving(timeout=120)
 
     def _log_path(self, name: str) -> Path:
         self._logs += 1

@@ -546,6 +546,10 @@ def render(results: dict[str, Any]) -> str:
     body += softphone_section(results, checks)
     body += recording_section(results, checks)
     body += analytics_section(results, checks)
+    from bench.report_ha import failover_section, hostloss_section  # it imports this module
+
+    body += failover_section(results, checks)
+    body += hostloss_section(results, checks)
     meta = results.get("_meta") or {}
     runtime = (
         f"The last full run ({meta['date']}) took {meta['total_seconds'] / 60:.1f} minutes. "

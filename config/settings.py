@@ -15,7 +15,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from telephony.layers import channel_layers_config
+from telephony.redis_target import caches_config, channel_layers_config, target_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,24 +154,40 @@ else:
 # ------------------------------------------------------------------------------
 # Unset REDIS_URL means: the embedded Redis that `serve` runs on a unix socket under
 # var/. Every process derives the same URL from the same default.
+# High availability instead: REDIS_SENTINELS (host:port,...) and REDIS_SENTINEL_MASTER;
+# every client asks the Sentinels for the current master (docs/OPERATIONS.md).
+# Setting both forms is a start-up error. Neither password is ever logged.
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
-REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{EMBEDDED_REDIS_SOCKET}"
+REDIS_SENTINELS = env.list("REDIS_SENTINELS", default=[])
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+# The password of Redis itself (master and replicas). With REDIS_URL it may be in the URL
+# instead (redis://:password@host:6379/0), and the URL's wins.
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
+_redis = target_from_env(
+    url=env.str("REDIS_URL", default=""),
+    sentinels=REDIS_SENTINELS,
+    master=REDIS_SENTINEL_MASTER,
+    password=REDIS_PASSWORD,
+    sentinel_password=REDIS_SENTINEL_PASSWORD,
+    default_url=f"unix://{EMBEDDED_REDIS_SOCKET}",
+)
+REDIS_URL = _redis.url  # empty with Sentinel
 TELEPHONY_REDIS_PREFIX = env.str("TELEPHONY_REDIS_PREFIX", default="telephony")
 CHANNEL_LAYERS = channel_layers_config(
-    REDIS_URL,
+    _redis,
     prefix=TELEPHONY_REDIS_PREFIX,
     capacity=env.int("TELEPHONY_QUEUE_CAPACITY", default=1000),
 )
-
 # Django's cache (rate limits) lives in the same Redis.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{TELEPHONY_REDIS_PREFIX}:cache",
-        "OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 1.0},
-    }
-}
+CACHES = caches_config(_redis, prefix=TELEPHONY_REDIS_PREFIX)
+# At-most-once across a failover: after claiming a request, a worker waits up to
+# TELEPHONY_CLAIM_WAIT_MS for this many replicas to hold the claim, and refuses to run
+# the request otherwise (docs/ARCHITECTURE.md). Default: 1 with Sentinel, 0 (no wait) else.
+TELEPHONY_CLAIM_REPLICAS = env.int(
+    "TELEPHONY_CLAIM_REPLICAS", default=1 if _redis.is_sentinel else 0
+)
+TELEPHONY_CLAIM_WAIT_MS = env.int("TELEPHONY_CLAIM_WAIT_MS", default=500)
 
 # ------------------------------------------------------------------------------
 # Telnyx (unset TELNYX_API_KEY: `serve` runs the local sandbox and wires these up)
@@ -187,6 +203,9 @@ TELNYX_WEBHOOK_URL = env.str("TELNYX_WEBHOOK_URL", default="")
 # ------------------------------------------------------------------------------
 # Telephony service knobs (see README, "Configuration")
 # ------------------------------------------------------------------------------
+# This host's name in supervisor and worker ids; distinct per host sharing one Redis
+# (empty: the machine's host name).
+TELEPHONY_HOST_ID = env.str("TELEPHONY_HOST_ID", default="")
 TELEPHONY_WORKERS = env.int("TELEPHONY_WORKERS", default=2)
 TELEPHONY_WORKER_CONCURRENCY = env.int("TELEPHONY_WORKER_CONCURRENCY", default=50)
 TELEPHONY_SPARE_WORKERS = env.int("TELEPHONY_SPARE_WORKERS", default=1)

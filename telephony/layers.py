@@ -13,35 +13,23 @@ from typing import Any
 
 from channels_redis.core import RedisChannelLayer
 
-# channels-redis blocks up to 5 s in BZPOPMIN per receive; redis-py 8 times socket
-# reads out after 5 s by default, so an idle receiver would die with TimeoutError.
-# Reads must be allowed to last longer than the blocking pop.
-REDIS_SOCKET_TIMEOUT = 15.0
-REDIS_CONNECT_TIMEOUT = 2.0
+from telephony.connections import async_sentinel_pool
 
-BACKEND = "telephony.layers.TelephonyChannelLayer"
+# The layer's configuration is built with the other Redis settings, in one place.
+from telephony.redis_target import LAYER_BACKEND as BACKEND
+from telephony.redis_target import (
+    REDIS_CONNECT_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    channel_layers_config,
+)
 
-
-def channel_layers_config(redis_url: str, *, prefix: str, capacity: int = 1000) -> dict[str, Any]:
-    """Build ``CHANNEL_LAYERS`` for one Redis URL (tcp, tls or unix socket)."""
-    return {
-        "default": {
-            "BACKEND": BACKEND,
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": redis_url,
-                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
-                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                    }
-                ],
-                "prefix": f"{prefix}:asgi",
-                "capacity": capacity,
-                "expiry": 60,
-                "group_expiry": 86400,
-            },
-        }
-    }
+__all__ = [
+    "BACKEND",
+    "REDIS_CONNECT_TIMEOUT",
+    "REDIS_SOCKET_TIMEOUT",
+    "TelephonyChannelLayer",
+    "channel_layers_config",
+]
 
 
 class TelephonyChannelLayer(RedisChannelLayer):
@@ -71,6 +59,19 @@ class TelephonyChannelLayer(RedisChannelLayer):
         ("receive_clean_locks", None),
         ("receive_cleaners", None),
     )
+
+    def create_pool(self, index: int) -> Any:
+        """channels-redis's pool, except with Sentinel: ours, which closes its Sentinel
+        clients too when the layer closes its pools."""
+        host = dict(self.hosts[index])
+        if "master_name" not in host:
+            return super().create_pool(index)
+        return async_sentinel_pool(
+            host.pop("master_name"),
+            host.pop("sentinels"),
+            sentinel_kwargs=host.pop("sentinel_kwargs", None) or {},
+            **host,
+        )
 
     async def receive_or_idle(self, channel: str, *, idle: float) -> dict[str, Any] | None:
         """One message off a shared channel, or None when none came within ``idle`` s.

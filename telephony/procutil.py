@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,3 +70,11 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, interval: float =
         if time.monotonic() >= end:
             return False
         time.sleep(interval)
+
+
+def host_id() -> str:
+    """This host's name in supervisor and worker ids (``host:pid``): ``TELEPHONY_HOST_ID``,
+    else the machine's host name. Distinct per host when several share one Redis."""
+    from django.conf import settings
+
+    return str(getattr(settings, "TELEPHONY_HOST_ID", "") or socket.gethostname())

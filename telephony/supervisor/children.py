@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from telephony.procutil import die_with_parent
+from telephony.procutil import die_with_parent, host_id
 from telephony.protocol import Heartbeat, WorkerSummary
 from telephony.state import now_ms
 
@@ -120,7 +120,7 @@ class WorkerHandle:
 
     @property
     def worker_id(self) -> str:
-        return f"{socket.gethostname()}:{self.proc.pid}"
+        return f"{host_id()}:{self.proc.pid}"
 
     @property
     def ready(self) -> bool:

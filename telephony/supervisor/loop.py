@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import subprocess
 import time
 from collections import deque
@@ -27,6 +26,7 @@ from typing import Any
 
 import redis
 
+from telephony.procutil import host_id
 from telephony.protocol import (
     RUNNING,
     STARTING,
@@ -73,7 +73,7 @@ class Supervisor(PoolMixin):
     ) -> None:
         # ``spawn`` and ``clock`` (monotonic seconds) are replaced by the tests that drive
         # the decisions in-process with fake children and a clock they advance.
-        self.sid = f"{socket.gethostname()}:{os.getpid()}"
+        self.sid = f"{host_id()}:{os.getpid()}"
         self.cfg = config or SupervisorConfig.from_settings()
         self.desired = max(0, min(workers, MAX_WORKERS))
         self.spawn = spawn

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from telephony.connections import redis_client_kwargs
+from telephony.connections import new_redis
 from telephony.exceptions import InvalidRequest
 from telephony.keys import Keys
 from telephony.protocol import RUNNING_STATES, STOPPED, ControlCommand, Heartbeat, SupervisorRecord
@@ -58,13 +57,11 @@ class SupervisorStore:
 
     def client(self) -> redis.Redis:
         if self._client is None:
-            kwargs = {
-                **redis_client_kwargs(),
-                "socket_timeout": self.io_timeout,
-                "socket_connect_timeout": self.io_timeout,
-                "retry": Retry(NoBackoff(), 0),
-            }
-            self._client = redis.Redis.from_url(settings.REDIS_URL, **kwargs)
+            self._client = new_redis(
+                socket_timeout=self.io_timeout,
+                socket_connect_timeout=self.io_timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
         return self._client
 
     def exchange(

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,10 +35,12 @@ from telephony import exceptions as exc
 from telephony.connections import get_async_redis
 from telephony.keys import Keys
 from telephony.layers import TelephonyChannelLayer
+from telephony.procutil import host_id
 from telephony.protocol import CHANNEL, FIRE_AND_FORGET, Heartbeat, Reply, Request
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
+from telephony.worker.claims import Claim, claim_request
 from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
 from telephony.worker.provider import RequestContext
@@ -69,7 +70,7 @@ class TelephonyWorker:
         worker_id: str | None = None,
     ) -> None:
         # ``worker_id`` (host:pid) is given only by tests that run two workers in one process.
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id or f"{host_id()}:{os.getpid()}"
         self.concurrency = concurrency or int(settings.TELEPHONY_WORKER_CONCURRENCY)
         self.clock = clock
         self.layer = layer or get_channel_layer()
@@ -245,8 +246,8 @@ class TelephonyWorker:
             )
             return
         try:
-            claimed = await get_async_redis().set(
-                Keys.claim(rid), self.worker_id, nx=True, px=int(remaining * 1000) + CLAIM_EXTRA_MS
+            claim = await claim_request(
+                rid, self.worker_id, ttl_ms=int(remaining * 1000) + CLAIM_EXTRA_MS
             )
         except (redis.RedisError, OSError) as e:
             logger.warning(
@@ -255,11 +256,22 @@ class TelephonyWorker:
                 type(e).__name__,
             )
             return
-        if not claimed:
+        if claim is Claim.TAKEN:
             self.stats.duplicates += 1
             logger.info(
                 "[Telephony Worker] request_id=%s op=%s duplicate delivery ignored", rid, op
             )
+            return
+        if claim is Claim.UNREPLICATED:  # a failover could lose the claim: do not run it
+            logger.warning(
+                "[Telephony Worker] request_id=%s op=%s refused: no replica confirmed the claim",
+                rid,
+                op,
+            )
+            refused = exc.ServiceUnavailable(reason="claim_not_replicated")
+            reply, _ = self._failed(rid, op, refused)
+            if op not in FIRE_AND_FORGET:
+                await self._reply(request.reply_to, rid, reply)
             return
         self.stats.in_flight += 1
         started = time.monotonic()
@@ -285,8 +297,11 @@ class TelephonyWorker:
         self.stats.record(op, time.monotonic() - started, code)
         if op in FIRE_AND_FORGET:  # nobody waits for it: a reply would only pile up
             return
+        await self._reply(request.reply_to, rid, reply)
+
+    async def _reply(self, reply_to: str, rid: str, reply: Reply) -> None:
         try:
-            await self.layer.send(request.reply_to, reply.encode())
+            await self.layer.send(reply_to, reply.encode())
         except Exception as e:
             logger.warning("[Telephony Worker] request_id=%s reply lost: %s", rid, type(e).__name__)
 

@@ -29,7 +29,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from devserver.children import Child, ChildWatcher, Proc
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ping, socket_path_from_url
+from telephony.connections import redis_problem, redis_target
 from telephony.procutil import die_with_parent, stop_process
+from telephony.redis_target import redacted_url
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +42,6 @@ AGENT_USER, AGENT_PASSWORD = "agent", "agent"  # a CRM agent: calls, no admin
 # the sandbox hangs up the other, so this bounds the whole conversation. Tests that need a
 # short call set their own (POST /_sandbox/webhooks {"talk_time": ...}).
 SANDBOX_TALK_TIME = 3600.0
-
-
-def _redacted(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -106,10 +100,16 @@ class Command(BaseCommand):
 
     def _start_redis(self, env: dict[str, str]) -> dict[str, str]:
         url = settings.REDIS_URL
+        if redis_target().is_sentinel:
+            problem = redis_problem()
+            if problem:
+                raise CommandError(problem[1])
+            self.stdout.write(f"Redis      {redis_target().describe()}")
+            return env
         if os.environ.get("REDIS_URL"):
             if not ping(url, timeout=2.0):
                 raise CommandError(
-                    f"Redis unreachable at {_redacted(url)}; start it or unset REDIS_URL"
+                    f"Redis unreachable at {redacted_url(url)}; start it or unset REDIS_URL"
                 )
             return env
         sock = socket_path_from_url(url)

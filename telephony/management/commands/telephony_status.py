@@ -12,10 +12,10 @@ import logging
 import sys
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from telephony import exceptions as exc
+from telephony.connections import redis_problem, redis_target
 from telephony.protocol import Heartbeat
 from telephony.state import ServiceState, now_ms, read_state
 
@@ -27,11 +27,10 @@ def _age(ms: Any, now: int) -> str:
         return "-"
 
 
-def _redacted(url: str) -> str:
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+def _unreachable() -> str:
+    """One line on why Redis cannot be used (which host, which setting; no secret)."""
+    problem = redis_problem()
+    return problem[1] if problem else f"Redis unreachable at {redis_target().describe()}"
 
 
 class Command(BaseCommand):
@@ -57,7 +56,7 @@ class Command(BaseCommand):
         if opts["json"]:
             self.stdout.write(json.dumps(state.as_dict(), indent=2, sort_keys=True))
         elif state.reason == "redis_unreachable":
-            self.stderr.write(f"error: Redis unreachable at {_redacted(settings.REDIS_URL)}")
+            self.stderr.write(f"error: {_unreachable()}")
         else:
             self._table(state)
         sys.exit(0 if state.available else 1)
@@ -78,7 +77,7 @@ class Command(BaseCommand):
                     return 1
                 what, reached = f"scale to {n}", control.request_scale(n, supervisor_id=sid)
         except exc.ServiceUnavailable:
-            self.stderr.write(f"error: Redis unreachable at {_redacted(settings.REDIS_URL)}")
+            self.stderr.write(f"error: {_unreachable()}")
             return 1
         if opts["json"]:
             self.stdout.write(json.dumps({"action": what, "reached": reached}))

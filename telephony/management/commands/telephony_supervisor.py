@@ -24,11 +24,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        from telephony.connections import MISCONFIGURED, redis_problem, redis_target
         from telephony.supervisor.loop import MAX_WORKERS, Supervisor
 
         workers = opts["workers"] if opts["workers"] is not None else settings.TELEPHONY_WORKERS
         if not 0 <= int(workers) <= MAX_WORKERS:
             raise CommandError(f"--workers must be between 0 and {MAX_WORKERS}")
+        # A wrong password or master name is fatal at start-up; so are Sentinels that do
+        # not answer. A plain Redis that is down is not: the supervisor supervises on and
+        # publishes once it returns (the outage handling it also uses while running).
+        problem = redis_problem()
+        if problem and (problem[0] == MISCONFIGURED or redis_target().is_sentinel):
+            raise CommandError(problem[1])
         code = Supervisor(workers=int(workers)).run()
         if code:
             sys.exit(code)
