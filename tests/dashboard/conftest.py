@@ -98,8 +98,10 @@ def put_supervisor(
         updated_at=ts,
     )
     r = get_redis()
+    # A minute to live, not the real 3 s: a loaded machine may take that long to reach the
+    # request; the page judges ages by the timestamps inside.
     if not lost:
-        r.set(Keys.supervisor(supervisor_id), rec.encode(), px=60_000)  # long enough for a loaded machine; ages come from the timestamps
+        r.set(Keys.supervisor(supervisor_id), rec.encode(), px=60_000)
     r.hset(Keys.supervisors_last(), supervisor_id, rec.encode())
     r.zadd(Keys.supervisors(), {supervisor_id: ts})
     return rec
@@ -129,7 +131,7 @@ def put_worker(
     )
     rec = replace(rec, **fields)
     r = get_redis()
-    r.set(Keys.worker(worker_id), rec.encode(), px=60_000)  # long enough for a loaded machine; ages come from the timestamps
+    r.set(Keys.worker(worker_id), rec.encode(), px=60_000)
     r.zadd(Keys.workers(), {worker_id: beat})
     return rec
 
