@@ -66,6 +66,13 @@ class Keys:
         return f"{cls.prefix()}:claim:{request_id}"
 
     @classmethod
+    def reply(cls, request_id: str) -> str:
+        """LIST holding the one reply to a request, the request's ``reply_to``: the worker
+        pushes it (with a TTL just past the deadline), the caller pops it with BLPOP. A
+        reply nobody popped expires with the key."""
+        return f"{cls.prefix()}:reply:{request_id}"
+
+    @classmethod
     def breaker_forced(cls) -> str:
         """Operator maintenance switch for the provider circuit: "open" or "closed"."""
         return f"{cls.prefix()}:breaker:forced"

@@ -9,6 +9,7 @@ an upgrade that changes them fails the tests instead of losing messages in produ
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer
@@ -18,6 +19,13 @@ from channels_redis.core import RedisChannelLayer
 # Reads must be allowed to last longer than the blocking pop.
 REDIS_SOCKET_TIMEOUT = 15.0
 REDIS_CONNECT_TIMEOUT = 2.0
+# Every caller waiting for a reply holds one connection in BLPOP (a one-hop reply costs
+# one round trip, not a shared receive loop), so a loop's pool must outgrow the callers
+# a web process serves at once. redis-py's default is 100 and fails beyond it.
+REDIS_MAX_CONNECTIONS = 2000
+# One BLPOP blocks at most this long, well below REDIS_SOCKET_TIMEOUT; a longer wait
+# is several of them.
+MAX_BLOCK = 5.0
 
 BACKEND = "telephony.layers.TelephonyChannelLayer"
 
@@ -33,6 +41,7 @@ def channel_layers_config(redis_url: str, *, prefix: str, capacity: int = 1000) 
                         "address": redis_url,
                         "socket_timeout": REDIS_SOCKET_TIMEOUT,
                         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
                     }
                 ],
                 "prefix": f"{prefix}:asgi",
@@ -45,8 +54,9 @@ def channel_layers_config(redis_url: str, *, prefix: str, capacity: int = 1000) 
 
 
 class TelephonyChannelLayer(RedisChannelLayer):
-    """``RedisChannelLayer`` with :meth:`receive_or_idle`: a receive a worker can stop
-    between pops without losing a message.
+    """``RedisChannelLayer`` with :meth:`receive_or_idle`, a receive a worker can stop
+    between pops without losing a message, and the one-hop reply path
+    (:meth:`push_reply`, :meth:`pop_reply`).
 
     Why a subclass: the public ``receive`` blocks until a message comes, so the only way
     to stop it is to cancel it, and a cancel that lands while Redis serves the BZPOPMIN
@@ -57,8 +67,11 @@ class TelephonyChannelLayer(RedisChannelLayer):
     checked by ``tests/telephony/test_layers.py``). Nothing outside this class touches
     them.
 
-    Later one-hop methods (a reply on a per-request key, popped with one blocking call)
-    belong here too: they reach Redis through the public ``self.connection(index)``.
+    The one-hop methods carry a reply on a per-request key (``Keys.reply``): the worker
+    pushes it with a TTL in one MULTI, the caller pops it with one BLPOP. They reach
+    Redis through the public ``self.connection(index)`` and the layer's own serializer
+    (so a layer with encryption keys encrypts replies too), on the host the key hashes
+    to, like a process channel.
     """
 
     # The channels-redis internals this class relies on: (name, parameters) of methods,
@@ -104,3 +117,34 @@ class TelephonyChannelLayer(RedisChannelLayer):
         message: dict[str, Any] = self.deserialize(content)
         message.pop("__asgi_channel__", None)
         return message
+
+    # -- the one-hop reply path --------------------------------------------------------------
+
+    def _reply_connection(self, key: str) -> Any:
+        return self.connection(self.consistent_hash(key))
+
+    async def push_reply(self, key: str, message: dict[str, Any], *, ttl_ms: int) -> None:
+        """Leave ``message`` on ``key`` for its caller; it expires ``ttl_ms`` later if
+        nobody pops it (a caller that gave up leaves nothing behind). One round trip."""
+        async with self._reply_connection(key).pipeline(transaction=True) as pipe:
+            pipe.lpush(key, self.serialize(message))
+            pipe.pexpire(key, max(int(ttl_ms), 1))
+            await pipe.execute()
+
+    async def pop_reply(self, key: str, *, timeout: float) -> dict[str, Any] | None:
+        """The reply pushed on ``key``, or None if none came within ``timeout`` seconds.
+
+        Redis times the BLPOP out itself, so nothing here is cancelled to meet the
+        deadline (a cancel landing mid-command is what loses data). A Redis error is
+        raised as is: the request has left, its outcome is for the caller to call unknown.
+        """
+        connection = self._reply_connection(key)
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left < 0.001:  # BLPOP's timeout 0 would block for ever
+                return None
+            popped = await connection.blpop([key], timeout=min(left, MAX_BLOCK))
+            if popped is not None:
+                message: dict[str, Any] = self.deserialize(popped[1])
+                return message

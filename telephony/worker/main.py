@@ -7,7 +7,8 @@ on, and one slow Telnyx call never blocks the others. For every request it:
 1. drops it, unexecuted, if its deadline has passed;
 2. claims its ``request_id`` in Redis (SET NX), so a duplicate delivery or a second
    worker can never execute it again;
-3. runs the operation inside the time left, and replies to ``reply_to``.
+3. runs the operation inside the time left, and pushes the reply on ``reply_to``, the
+   request's own reply key, which its caller pops with one BLPOP.
 
 Its event loop beats into Redis every ``TELEPHONY_HEARTBEAT_INTERVAL``; a blocked loop
 stops beating, which is how the supervisor tells a hung worker from a busy one.
@@ -51,6 +52,25 @@ logger = logging.getLogger(__name__)
 INTAKE_IDLE = 1  # seconds one pop off the channel may block: how soon a stop ends intake
 MIN_START_BUDGET = 0.05  # seconds left below which a request is not started at all
 CLAIM_EXTRA_MS = 60_000  # claims outlive the deadline, so late duplicates still see them
+REPLY_TTL_EXTRA_MS = 5_000  # a reply nobody popped outlives the deadline this long, no more
+
+
+async def send_reply(
+    layer: TelephonyChannelLayer, request: Request, reply: Reply, *, now: float
+) -> None:
+    """Push the reply on the request's own key (one round trip, gone with a TTL just past
+    the deadline), or send it to the process channel a previous version's web process
+    still names during a rolling deploy. Any other ``reply_to`` is not ours to write."""
+    if request.reply_to == Keys.reply(request.request_id):
+        ttl_ms = (request.deadline_s - now) * 1000 + REPLY_TTL_EXTRA_MS
+        await layer.push_reply(request.reply_to, reply.encode(), ttl_ms=int(ttl_ms))
+    elif "!" in request.reply_to:
+        await layer.send(request.reply_to, reply.encode())
+    else:
+        logger.warning(
+            "[Telephony Worker] request_id=%s reply dropped: reply_to is not its reply key",
+            request.request_id,
+        )
 
 
 class TelephonyWorker:
@@ -281,7 +301,7 @@ class TelephonyWorker:
         if op in FIRE_AND_FORGET:  # nobody waits for it: a reply would only pile up
             return
         try:
-            await self.layer.send(request.reply_to, reply.encode())
+            await send_reply(self.layer, request, reply, now=self.clock())
         except Exception as e:
             logger.warning("[Telephony Worker] request_id=%s reply lost: %s", rid, type(e).__name__)
 

@@ -6,17 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devserver.embedded_redis import EmbeddedRedis
 from telephony.connections import get_redis, reset_clients
 from telephony.keys import Keys
-from telephony.layers import channel_layers_config
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
 from telephony.protocol import Heartbeat, SupervisorRecord
@@ -156,26 +152,6 @@ def test_supervisor__replaces_a_worker_killed_with_sigkill(procs, sup_env) -> No
     assert getattr(record(sup), "restarts", None) == 1
 
 
-@pytest.fixture
-def own_redis(settings: Any, telephony_redis: str):
-    """A Redis of this test's own, on a short socket path, that the test may stop."""
-    tmp = Path(tempfile.mkdtemp(prefix="tsr-"))
-    server = EmbeddedRedis(tmp / "r.sock").start()
-    settings.REDIS_URL = server.url
-    settings.CHANNEL_LAYERS = channel_layers_config(server.url, prefix=telephony_redis)
-    reset_clients()
-    try:
-        yield server
-    finally:
-        reset_clients()
-        server.stop()
-        for child in tmp.iterdir():
-            child.unlink()
-        tmp.rmdir()
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(150)
 def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None:
     env = {**sup_env, "REDIS_URL": own_redis.url, "TELEPHONY_MAX_RESTARTS": "1"}
     sup = start_supervisor(procs, env, workers=2)
