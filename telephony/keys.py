@@ -73,6 +73,12 @@ class Keys:
         return f"{cls.prefix()}:reply:{request_id}"
 
     @classmethod
+    def credentials_version(cls) -> str:
+        """Counter bumped at every change to a credential's life (created, deleted): a
+        worker's cached "active credential of user X" is good while it is unchanged."""
+        return f"{cls.prefix()}:credentials:version"
+
+    @classmethod
     def breaker_forced(cls) -> str:
         """Operator maintenance switch for the provider circuit: "open" or "closed"."""
         return f"{cls.prefix()}:breaker:forced"

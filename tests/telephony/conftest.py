@@ -94,8 +94,6 @@ def own_redis(settings: Any, telephony_redis: str):
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-
-
 def fake_ready_worker() -> None:
     """A heartbeat with nobody behind it: the state says ready, requests go unanswered."""
     r = get_redis()
