@@ -92,8 +92,6 @@ def own_redis(settings: Any, telephony_redis: str):
         tmp.rmdir()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(150)
 def fake_ready_worker() -> None:
     """A heartbeat with nobody behind it: the state says ready, requests go unanswered."""
     r = get_redis()

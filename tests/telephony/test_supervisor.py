@@ -152,6 +152,8 @@ def test_supervisor__replaces_a_worker_killed_with_sigkill(procs, sup_env) -> No
     assert getattr(record(sup), "restarts", None) == 1
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(150)
 def test_supervisor__survives_a_redis_restart(own_redis, procs, sup_env) -> None:
     env = {**sup_env, "REDIS_URL": own_redis.url, "TELEPHONY_MAX_RESTARTS": "1"}
     sup = start_supervisor(procs, env, workers=2)
