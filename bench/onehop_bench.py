@@ -124,6 +124,7 @@ def celery(env: Any, pool: str, n: int) -> dict[str, float]:
         except Exception:
             if time.monotonic() > end:
                 raise
+
     async def call() -> None:
         once()
 

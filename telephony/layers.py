@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 
 # channels-redis blocks up to 5 s in BZPOPMIN per receive; redis-py 8 times socket
@@ -28,6 +29,30 @@ REDIS_MAX_CONNECTIONS = 2000
 MAX_BLOCK = 5.0
 
 BACKEND = "telephony.layers.TelephonyChannelLayer"
+
+# send() to a shared channel in one round trip: channels-redis's four commands (expire old
+# messages, count, add, refresh the TTL) as one script, the capacity check included.
+_SEND = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[3])
+if redis.call('ZCOUNT', KEYS[1], '-inf', '+inf') >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+# The non-blocking half of a pop, in one round trip: channels-redis's backup restore, then
+# ZPOPMIN and the copy into the backup queue, atomically (its BZPOPMIN + ZADD are two
+# commands, with a crash between them losing the message). False when nothing waits.
+_POP_WAITING = """
+local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = #backed_up, 1, -2 do
+    redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+end
+redis.call('DEL', KEYS[2])
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if popped[1] == nil then return false end
+redis.call('ZADD', KEYS[2], popped[2], popped[1])
+return popped[1]
+"""
 
 
 def channel_layers_config(redis_url: str, *, prefix: str, capacity: int = 1000) -> dict[str, Any]:
@@ -80,10 +105,30 @@ class TelephonyChannelLayer(RedisChannelLayer):
     PRIVATE_API: tuple[tuple[str, tuple[str, ...] | None], ...] = (
         ("_receive_index_generator", None),
         ("_brpop_with_clean", ("index", "channel", "timeout")),
+        ("_backup_channel_name", None),
+        ("_send_index_generator", None),
         ("_clean_receive_backup", ("index", "channel")),
         ("receive_clean_locks", None),
         ("receive_cleaners", None),
     )
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """``RedisChannelLayer.send`` in one round trip for a shared channel (the requests
+        to the workers); process channels keep the stock path."""
+        if "!" in channel:
+            await super().send(channel, message)
+            return
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        assert "__asgi_channel__" not in message
+        connection = self.connection(next(self._send_index_generator))
+        now = time.time()
+        sent = await connection.eval(
+            _SEND, 1, self.prefix + channel, self.serialize(message), now,
+            int(now) - int(self.expiry), self.get_capacity(channel), int(self.expiry),
+        )  # fmt: skip
+        if not sent:
+            raise ChannelFull()
 
     async def receive_or_idle(self, channel: str, *, idle: float) -> dict[str, Any] | None:
         """One message off a shared channel, or None when none came within ``idle`` s.
@@ -99,7 +144,11 @@ class TelephonyChannelLayer(RedisChannelLayer):
         index = next(self._receive_index_generator)
         await self.receive_clean_locks.acquire(key)
         try:
-            content = await self._brpop_with_clean(index, key, timeout=idle)
+            connection = self.connection(index)
+            backup = self._backup_channel_name(key)
+            content = await connection.eval(_POP_WAITING, 2, key, backup)
+            if content is None:  # nothing waiting: block, the way channels-redis does
+                content = await self._brpop_with_clean(index, key, timeout=idle)
             if content is None:
                 self.receive_clean_locks.release(key)
                 return None
