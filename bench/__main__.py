@@ -10,7 +10,7 @@ the report gives the median of the repetitions.
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
-                                          #   supervisor softphone
+                                          #   onehop supervisor softphone
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone")
+NAMES = ("worker", "plain", "worker100", "http", "onehop", "supervisor", "softphone")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -57,6 +57,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--n", "500", "--seconds", "4", "--runs", "3"],
         ["--n", "200", "--seconds", "2", "--runs", "1"],
         240,
+    ),
+    "onehop": (
+        "bench.onehop_bench",
+        ["--n", "1000", "--renders", "100"],
+        ["--n", "200", "--renders", "20"],
+        600,
     ),
     "supervisor": (
         "bench.supervisor_bench",

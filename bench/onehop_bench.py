@@ -2,7 +2,8 @@
 
 - the product: ``credential.create`` through the client, one worker, no provider latency
   (the sandbox answers at once); p50/p99, and the worker's CPU per request from its own
-  CPU counters (user + system), which do not depend on how busy the machine is;
+  CPU counters (user + system), which do not depend on how busy the machine is; and
+  ``health.ping``, the same round trip without the provider call;
 - a raw redis-py echo: LPUSH + BRPOP through a worker-like echo process
   (``bench/redis_echo.py``), the floor under any one-hop round trip;
 - Celery 5, Redis as broker and result backend, a no-op task with the same payload, once
@@ -68,14 +69,18 @@ async def measure(pid: int, n: int, fn: Callable[[], Awaitable[Any]]) -> dict[st
     return {**summary(ms), "cpu_ms_per_request": round((cpu_seconds(pid) - before) / n * 1000, 3)}
 
 
-async def product(worker_pid: int, n: int) -> dict[str, float]:
+async def product(worker_pid: int, n: int) -> dict[str, dict[str, float]]:
     from django.contrib.auth import get_user_model
 
     from telephony.web.client import get_telephony_service
 
     service = get_telephony_service()
     user = await get_user_model().objects.acreate_user(f"bench-{uuid.uuid4().hex[:6]}")
-    return await measure(worker_pid, n, lambda: service.agenerate_credential(user))
+    return {
+        "credential": await measure(worker_pid, n, lambda: service.agenerate_credential(user)),
+        # No provider call: the isolation's own cost (channel layer, claim, reply).
+        "ping": await measure(worker_pid, n, lambda: service.aping(timeout=10)),
+    }
 
 
 async def redis_echo(echo_pid: int, url: str, n: int) -> dict[str, float]:

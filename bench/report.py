@@ -541,6 +541,9 @@ def render(results: dict[str, Any]) -> str:
         body += section(results, checks)
     body += rss_section(results)
     body += softphone_section(results, checks)
+    from bench.report_onehop import onehop_section  # it imports this module's helpers
+
+    body += onehop_section(results, checks)
     meta = results.get("_meta") or {}
     runtime = (
         f"The last full run ({meta['date']}) took {meta['total_seconds'] / 60:.1f} minutes. "
