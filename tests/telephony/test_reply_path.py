@@ -31,7 +31,7 @@ async def serve(answer: Answer, *, n: int = 1) -> list[Request]:
     """A worker stand-in: takes ``n`` requests off the channel, pushes what ``answer``
     returns (None: no reply) on each one's reply key, as the worker does."""
     layer = get_channel_layer()
-    seen = []
+    seen: list[Request] = []
     while len(seen) < n:
         message = await layer.receive_or_idle(CHANNEL, idle=1)
         if message is None:
