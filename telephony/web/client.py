@@ -7,7 +7,8 @@
 
 Requests go to the workers over the channel layer with a deadline. When the state says
 the service is unavailable the call fails at once (``ServiceUnavailable``) instead of
-waiting; otherwise the caller waits at most until the deadline (``WorkerTimeout``).
+waiting; otherwise the caller waits at most until the deadline (``WorkerTimeout``), in
+one BLPOP on the request's own reply key (``Keys.reply``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from telephony.state import ServiceState, state_cache
 
 logger = logging.getLogger(__name__)
 
-SEND_CONCURRENCY = 50  # channels-redis pools hold 100 connections per loop
+SEND_CONCURRENCY = 50  # sends at once per loop; each waiting caller holds its own BLPOP connection
 REFRESH_AFTER = timedelta(seconds=30)  # a live call with no news for this long is asked about
 REPLY_LOST = "reply_lost"  # Redis failed after the request was sent: its outcome is unknown
 
