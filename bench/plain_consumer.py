@@ -17,7 +17,7 @@ class PlainConsumer(AsyncConsumer):
     async def credential_create(self, message: dict[str, Any]) -> None:
         from telephony.protocol import Reply, Request
         from telephony.worker.adapter import RequestContext
-        from telephony.worker.main import send_reply
+        from telephony.worker.replies import send_reply
 
         request = Request.decode(message)
         ctx = RequestContext(request_id=request.request_id, deadline=request.deadline_s)

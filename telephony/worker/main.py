@@ -45,6 +45,7 @@ from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
 from telephony.worker.provider import RequestContext
 from telephony.worker.reconciler import reconcile_once
+from telephony.worker.replies import send_reply
 from telephony.worker.stats import Pending, WorkerStats
 
 logger = logging.getLogger(__name__)
@@ -52,25 +53,6 @@ logger = logging.getLogger(__name__)
 INTAKE_IDLE = 1  # seconds one pop off the channel may block: how soon a stop ends intake
 MIN_START_BUDGET = 0.05  # seconds left below which a request is not started at all
 CLAIM_EXTRA_MS = 60_000  # claims outlive the deadline, so late duplicates still see them
-REPLY_TTL_EXTRA_MS = 5_000  # a reply nobody popped outlives the deadline this long, no more
-
-
-async def send_reply(
-    layer: TelephonyChannelLayer, request: Request, reply: Reply, *, now: float
-) -> None:
-    """Push the reply on the request's own key (one round trip, gone with a TTL just past
-    the deadline), or send it to the process channel a previous version's web process
-    still names during a rolling deploy. Any other ``reply_to`` is not ours to write."""
-    if request.reply_to == Keys.reply(request.request_id):
-        ttl_ms = (request.deadline_s - now) * 1000 + REPLY_TTL_EXTRA_MS
-        await layer.push_reply(request.reply_to, reply.encode(), ttl_ms=int(ttl_ms))
-    elif "!" in request.reply_to:
-        await layer.send(request.reply_to, reply.encode())
-    else:
-        logger.warning(
-            "[Telephony Worker] request_id=%s reply dropped: reply_to is not its reply key",
-            request.request_id,
-        )
 
 
 class TelephonyWorker:

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 
 from telephony.protocol import CHANNEL, Reply, Request
 from telephony.web.client import TelephonyService
-from telephony.worker.main import send_reply
+from telephony.worker.replies import send_reply
 from tests.helpers import await_until
 from tests.telephony.conftest import fake_ready_worker
 

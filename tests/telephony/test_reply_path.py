@@ -18,7 +18,7 @@ from telephony.keys import Keys
 from telephony.layers import TelephonyChannelLayer
 from telephony.protocol import CHANNEL, Reply, Request
 from telephony.web.client import REPLY_LOST, TelephonyService
-from telephony.worker import main as worker_main
+from telephony.worker import replies as worker_replies
 from tests.helpers import await_until
 from tests.telephony.conftest import fake_ready_worker
 
@@ -109,13 +109,13 @@ async def test_reply_path__a_late_reply_expires_with_its_key(
 ) -> None:
     """The caller gave up; the worker's reply comes after. The key holding it carries a
     TTL just past the deadline, so nothing is left behind."""
-    monkeypatch.setattr(worker_main, "REPLY_TTL_EXTRA_MS", 300)
+    monkeypatch.setattr(worker_replies, "REPLY_TTL_EXTRA_MS", 300)
     with pytest.raises(exc.WorkerTimeout):
         await TelephonyService().arequest("health.ping", {"n": 1}, timeout=0.2)
     message = await get_channel_layer().receive_or_idle(CHANNEL, idle=1)
     request = Request.decode(message)
     reply = Reply.success(request.request_id, {"late": True})
-    await worker_main.send_reply(get_channel_layer(), request, reply, now=time.time())
+    await worker_replies.send_reply(get_channel_layer(), request, reply, now=time.time())
     r = get_async_redis()
     assert 0 < await r.pttl(request.reply_to) <= 300
 
@@ -148,9 +148,9 @@ async def test_worker_reply__only_to_its_own_key_or_a_process_channel(settings: 
     layer: TelephonyChannelLayer = get_channel_layer()
     reply = Reply.success("r1", {"ok": 1})
     stray = Request.new("health.ping", reply_to=Keys.claim("x"), timeout=5, payload={})
-    await worker_main.send_reply(layer, stray, reply, now=time.time())
+    await worker_replies.send_reply(layer, stray, reply, now=time.time())
     assert await get_async_redis().exists(Keys.claim("x")) == 0
     old_client = await layer.new_channel()
     old = Request.new("health.ping", reply_to=old_client, timeout=5, payload={})
-    await worker_main.send_reply(layer, old, reply, now=time.time())
+    await worker_replies.send_reply(layer, old, reply, now=time.time())
     assert Reply.decode(await asyncio.wait_for(layer.receive(old_client), 5)).result == {"ok": 1}
