@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test tools chromium nodejs lint typecheck jstest pytest bench chaos chaos-short failover hostloss clean
+.PHONY: run test tools chromium nodejs lint typecheck jstest pytest bench bench-deps chaos chaos-short failover hostloss clean
 
 # $(call need,COMMAND,DEBIAN PACKAGES): as root, apt-get install the packages when COMMAND
 # is missing; otherwise stop with one line saying how. The tests never skip for a missing tool.
@@ -70,7 +70,13 @@ jstest: nodejs
 pytest: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(DEV_STAMP)
+# Celery and py-spy, the benchmark's peers and profiler: into var/bench-deps, never the venv.
+bench-deps: var/bench-deps/.installed
+var/bench-deps/.installed: requirements-bench.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --target var/bench-deps -r requirements-bench.txt
+	touch $@
+
+bench: $(DEV_STAMP) bench-deps
 	$(BIN)/python -m bench
 
 chaos: $(DEV_STAMP)

@@ -10,8 +10,8 @@ the report gives the median of the repetitions.
     python -m bench                       # everything, default sizes (~10-15 min on 2 cores)
     python -m bench --quick               # small sizes; prints, writes nothing unless --write
     python -m bench --only supervisor     # one or more of: worker plain worker100 http
-                                          #   supervisor softphone recording analytics
-                                          #   failover hostloss
+                                          #   onehop supervisor softphone recording
+                                          #   analytics failover hostloss
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ NAMES = (
     "plain",
     "worker100",
     "http",
+    "onehop",
     "supervisor",
     "softphone",
     "recording",
@@ -72,6 +73,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--n", "500", "--seconds", "4", "--runs", "3"],
         ["--n", "200", "--seconds", "2", "--runs", "1"],
         240,
+    ),
+    "onehop": (
+        "bench.onehop_bench",
+        ["--n", "1000", "--renders", "100"],
+        ["--n", "200", "--renders", "20"],
+        600,
     ),
     "supervisor": (
         "bench.supervisor_bench",

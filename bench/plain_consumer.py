@@ -17,12 +17,13 @@ class PlainConsumer(AsyncConsumer):
     async def credential_create(self, message: dict[str, Any]) -> None:
         from telephony.protocol import Reply, Request
         from telephony.worker.adapter import RequestContext
+        from telephony.worker.replies import send_reply
 
         request = Request.decode(message)
         ctx = RequestContext(request_id=request.request_id, deadline=request.deadline_s)
         result = await ops().credential_create(ctx, request.payload)
         reply = Reply.success(request.request_id, result)
-        await self.channel_layer.send(request.reply_to, reply.encode())
+        await send_reply(self.channel_layer, request, reply, now=time.time())
 
 
 _ops: Any = None

@@ -268,9 +268,9 @@ def http_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
                 "Why the p99 misses here: the trivial view's own p99 (above) shows how much of "
                 "the tail is the loaded machine's scheduling. The 503 path adds, per request "
                 "(py-spy, GIL samples): the session and user lookups in SQLite on a connection "
-                "opened per request, thread hops for sync middleware, and an ERROR line that "
-                "`django.request` logs for every 5xx. Cached sessions, persistent connections "
-                "and a quieter log for expected 503s would cut it.",
+                "opened per request and thread hops for sync middleware (the ERROR record "
+                "`django.request` made for every expected 5xx is gone: such answers are marked "
+                "logged). Cached sessions and persistent connections would cut it.",
                 "",
             ]
     checks.append(Check("Status view vs trivial view", ratio, 0.8, ">=", "x"))
@@ -550,6 +550,9 @@ def render(results: dict[str, Any]) -> str:
 
     body += failover_section(results, checks)
     body += hostloss_section(results, checks)
+    from bench.report_onehop import onehop_section  # it imports this module's helpers
+
+    body += onehop_section(results, checks)
     meta = results.get("_meta") or {}
     runtime = (
         f"The last full run ({meta['date']}) took {meta['total_seconds'] / 60:.1f} minutes. "

@@ -66,6 +66,19 @@ class Keys:
         return f"{cls.prefix()}:claim:{request_id}"
 
     @classmethod
+    def reply(cls, request_id: str) -> str:
+        """LIST holding the one reply to a request, the request's ``reply_to``: the worker
+        pushes it (with a TTL just past the deadline), the caller pops it with BLPOP. A
+        reply nobody popped expires with the key."""
+        return f"{cls.prefix()}:reply:{request_id}"
+
+    @classmethod
+    def credentials_version(cls) -> str:
+        """Counter bumped at every change to a credential's life (created, deleted): a
+        worker's cached "active credential of user X" is good while it is unchanged."""
+        return f"{cls.prefix()}:credentials:version"
+
+    @classmethod
     def breaker_forced(cls) -> str:
         """Operator maintenance switch for the provider circuit: "open" or "closed"."""
         return f"{cls.prefix()}:breaker:forced"

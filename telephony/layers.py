@@ -9,8 +9,10 @@ an upgrade that changes them fails the tests instead of losing messages in produ
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 
 from telephony.connections import async_sentinel_pool
@@ -23,6 +25,10 @@ from telephony.redis_target import (
     channel_layers_config,
 )
 
+# One BLPOP blocks at most this long, well below REDIS_SOCKET_TIMEOUT; a longer wait
+# is several of them.
+MAX_BLOCK = 5.0
+
 __all__ = [
     "BACKEND",
     "REDIS_CONNECT_TIMEOUT",
@@ -31,10 +37,35 @@ __all__ = [
     "channel_layers_config",
 ]
 
+# send() to a shared channel in one round trip: channels-redis's four commands (expire old
+# messages, count, add, refresh the TTL) as one script, the capacity check included.
+_SEND = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[3])
+if redis.call('ZCOUNT', KEYS[1], '-inf', '+inf') >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+# The non-blocking half of a pop, in one round trip: channels-redis's backup restore, then
+# ZPOPMIN and the copy into the backup queue, atomically (its BZPOPMIN + ZADD are two
+# commands, with a crash between them losing the message). False when nothing waits.
+_POP_WAITING = """
+local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = #backed_up, 1, -2 do
+    redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+end
+redis.call('DEL', KEYS[2])
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if popped[1] == nil then return false end
+redis.call('ZADD', KEYS[2], popped[2], popped[1])
+return popped[1]
+"""
+
 
 class TelephonyChannelLayer(RedisChannelLayer):
-    """``RedisChannelLayer`` with :meth:`receive_or_idle`: a receive a worker can stop
-    between pops without losing a message.
+    """``RedisChannelLayer`` with :meth:`receive_or_idle`, a receive a worker can stop
+    between pops without losing a message, and the one-hop reply path
+    (:meth:`push_reply`, :meth:`pop_reply`).
 
     Why a subclass: the public ``receive`` blocks until a message comes, so the only way
     to stop it is to cancel it, and a cancel that lands while Redis serves the BZPOPMIN
@@ -45,8 +76,11 @@ class TelephonyChannelLayer(RedisChannelLayer):
     checked by ``tests/telephony/test_layers.py``). Nothing outside this class touches
     them.
 
-    Later one-hop methods (a reply on a per-request key, popped with one blocking call)
-    belong here too: they reach Redis through the public ``self.connection(index)``.
+    The one-hop methods carry a reply on a per-request key (``Keys.reply``): the worker
+    pushes it with a TTL in one MULTI, the caller pops it with one BLPOP. They reach
+    Redis through the public ``self.connection(index)`` and the layer's own serializer
+    (so a layer with encryption keys encrypts replies too), on the host the key hashes
+    to, like a process channel.
     """
 
     # The channels-redis internals this class relies on: (name, parameters) of methods,
@@ -55,6 +89,8 @@ class TelephonyChannelLayer(RedisChannelLayer):
     PRIVATE_API: tuple[tuple[str, tuple[str, ...] | None], ...] = (
         ("_receive_index_generator", None),
         ("_brpop_with_clean", ("index", "channel", "timeout")),
+        ("_backup_channel_name", None),
+        ("_send_index_generator", None),
         ("_clean_receive_backup", ("index", "channel")),
         ("receive_clean_locks", None),
         ("receive_cleaners", None),
@@ -73,6 +109,24 @@ class TelephonyChannelLayer(RedisChannelLayer):
             **host,
         )
 
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """``RedisChannelLayer.send`` in one round trip for a shared channel (the requests
+        to the workers); process channels keep the stock path."""
+        if "!" in channel:
+            await super().send(channel, message)
+            return
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        assert "__asgi_channel__" not in message
+        connection = self.connection(next(self._send_index_generator))
+        now = time.time()
+        sent = await connection.eval(
+            _SEND, 1, self.prefix + channel, self.serialize(message), now,
+            int(now) - int(self.expiry), self.get_capacity(channel), int(self.expiry),
+        )  # fmt: skip
+        if not sent:
+            raise ChannelFull()
+
     async def receive_or_idle(self, channel: str, *, idle: float) -> dict[str, Any] | None:
         """One message off a shared channel, or None when none came within ``idle`` s.
 
@@ -87,7 +141,11 @@ class TelephonyChannelLayer(RedisChannelLayer):
         index = next(self._receive_index_generator)
         await self.receive_clean_locks.acquire(key)
         try:
-            content = await self._brpop_with_clean(index, key, timeout=idle)
+            connection = self.connection(index)
+            backup = self._backup_channel_name(key)
+            content = await connection.eval(_POP_WAITING, 2, key, backup)
+            if content is None:  # nothing waiting: block, the way channels-redis does
+                content = await self._brpop_with_clean(index, key, timeout=idle)
             if content is None:
                 self.receive_clean_locks.release(key)
                 return None
@@ -105,3 +163,34 @@ class TelephonyChannelLayer(RedisChannelLayer):
         message: dict[str, Any] = self.deserialize(content)
         message.pop("__asgi_channel__", None)
         return message
+
+    # -- the one-hop reply path --------------------------------------------------------------
+
+    def _reply_connection(self, key: str) -> Any:
+        return self.connection(self.consistent_hash(key))
+
+    async def push_reply(self, key: str, message: dict[str, Any], *, ttl_ms: int) -> None:
+        """Leave ``message`` on ``key`` for its caller; it expires ``ttl_ms`` later if
+        nobody pops it (a caller that gave up leaves nothing behind). One round trip."""
+        async with self._reply_connection(key).pipeline(transaction=True) as pipe:
+            pipe.lpush(key, self.serialize(message))
+            pipe.pexpire(key, max(int(ttl_ms), 1))
+            await pipe.execute()
+
+    async def pop_reply(self, key: str, *, timeout: float) -> dict[str, Any] | None:
+        """The reply pushed on ``key``, or None if none came within ``timeout`` seconds.
+
+        Redis times the BLPOP out itself, so nothing here is cancelled to meet the
+        deadline (a cancel landing mid-command is what loses data). A Redis error is
+        raised as is: the request has left, its outcome is for the caller to call unknown.
+        """
+        connection = self._reply_connection(key)
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left < 0.001:  # BLPOP's timeout 0 would block for ever
+                return None
+            popped = await connection.blpop([key], timeout=min(left, MAX_BLOCK))
+            if popped is not None:
+                message: dict[str, Any] = self.deserialize(popped[1])
+                return message

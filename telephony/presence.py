@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -71,12 +72,17 @@ class Presence:
 
 async def atouch(user_id: int, *, at: float | None = None) -> None:
     """Record that a page of this agent is open now (never moves the time backwards)."""
+    async with get_async_redis().pipeline(transaction=False) as pipe:
+        queue_touch(pipe, user_id, at=at)
+        await pipe.execute()
+
+
+def queue_touch(pipe: Any, user_id: int, *, at: float | None = None) -> None:
+    """Add :func:`atouch`'s commands to a pipeline the caller runs (with its own reads)."""
     ms = int((now() if at is None else at) * 1000)
     key = Keys.presence()
-    async with get_async_redis().pipeline(transaction=False) as pipe:
-        pipe.zadd(key, {SINCE: ms}, nx=True)
-        pipe.zadd(key, {str(user_id): ms}, gt=True)
-        await pipe.execute()
+    pipe.zadd(key, {SINCE: ms}, nx=True)
+    pipe.zadd(key, {str(user_id): ms}, gt=True)
 
 
 def touch(user_id: int, *, at: float | None = None) -> None:

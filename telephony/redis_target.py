@@ -19,6 +19,10 @@ from django.core.exceptions import ImproperlyConfigured
 # Reads must be allowed to last longer than the blocking pop.
 REDIS_SOCKET_TIMEOUT = 15.0
 REDIS_CONNECT_TIMEOUT = 2.0
+# Every caller waiting for a reply holds one connection of the layer's pool in BLPOP (the
+# one-hop reply path), so a loop's pool must outgrow the callers a web process serves at
+# once. redis-py's default is 100 and fails beyond it.
+REDIS_MAX_CONNECTIONS = 2000
 # Sentinels answer one small command; a dead one must not hold up the next one's turn.
 SENTINEL_TIMEOUT = 0.5
 SENTINEL_CACHE_POOL = "telephony.connections.SentinelCachePool"
@@ -138,6 +142,7 @@ def channel_layers_config(
     host: dict[str, Any] = {
         "socket_timeout": REDIS_SOCKET_TIMEOUT,
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "max_connections": REDIS_MAX_CONNECTIONS,
         **target.master_kwargs(),
     }
     if target.is_sentinel:

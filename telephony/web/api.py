@@ -46,6 +46,14 @@ def error_response(err: exc.TelephonyError) -> JsonResponse:
     if err.retry_after is not None and err.status in (429, 503):
         response["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
     response["Cache-Control"] = "no-store"
+    return answered_on_purpose(response)
+
+
+def answered_on_purpose(response: JsonResponse) -> JsonResponse:
+    """Mark an error answer of the contract as logged (the API logs it at INFO with its
+    reason) so Django's ``log_response`` makes no ERROR record of it: an outage answers
+    many 503s, and each record (later dropped by a filter) cost CPU per answer."""
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 

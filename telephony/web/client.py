@@ -7,7 +7,8 @@
 
 Requests go to the workers over the channel layer with a deadline. When the state says
 the service is unavailable the call fails at once (``ServiceUnavailable``) instead of
-waiting; otherwise the caller waits at most until the deadline (``WorkerTimeout``).
+waiting; otherwise the caller waits at most until the deadline (``WorkerTimeout``), in
+one BLPOP on the request's own reply key (``Keys.reply``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from telephony import exceptions as exc
+from telephony.keys import Keys
+from telephony.layers import TelephonyChannelLayer
 from telephony.models import Call, CallStatus
 from telephony.numbers import validate_destination
 from telephony.protocol import CHANNEL, Reply, Request
@@ -37,7 +41,7 @@ from telephony.state import ServiceState, state_cache
 
 logger = logging.getLogger(__name__)
 
-SEND_CONCURRENCY = 50  # channels-redis pools hold 100 connections per loop
+SEND_CONCURRENCY = 50  # sends at once per loop; each waiting caller holds its own BLPOP connection
 REFRESH_AFTER = timedelta(seconds=30)  # a live call with no news for this long is asked about
 REPLY_LOST = "reply_lost"  # Redis failed after the request was sent: its outcome is unknown
 
@@ -55,64 +59,6 @@ def _send_slots() -> asyncio.Semaphore:
     if slots is None:
         slots = _slots[loop] = asyncio.Semaphore(SEND_CONCURRENCY)
     return slots
-
-
-_abandoned: set[asyncio.Task[Any]] = set()
-ABANDON_WAKE_AFTER = 1.0  # seconds before a receive that ignored its cancel is woken up
-
-
-async def _receive_within(layer: Any, channel: str, *, timeout: float) -> Any:
-    """``layer.receive(channel)``, given up after ``timeout`` (TimeoutError), never later.
-
-    Not ``asyncio.wait_for``: it waits for the cancelled receive to finish, and on Python
-    3.11 a channels-redis receive can swallow its cancellation (redis-py writes commands
-    through ``wait_for``, which drops a cancel landing just as the write completes). The
-    receive then waits on for a reply that never comes, and the caller with it. So the
-    receive is cancelled and left to finish on its own; one that ignores the cancel is
-    woken up by a message on its own channel.
-    """
-    receive = asyncio.ensure_future(layer.receive(channel))
-    try:
-        done, _ = await asyncio.wait({receive}, timeout=max(timeout, 0.0))
-    except asyncio.CancelledError:
-        _abandon(layer, channel, receive)
-        raise
-    if not done:
-        _abandon(layer, channel, receive)
-        raise TimeoutError
-    _drop_buffer(layer, channel)
-    return receive.result()
-
-
-def _drop_buffer(layer: Any, channel: str) -> None:
-    # channels-redis keeps a buffer per reply channel; a late reply must not pile up.
-    getattr(layer, "receive_buffer", {}).pop(channel, None)
-
-
-def _abandon(layer: Any, channel: str, receive: asyncio.Task[Any]) -> None:
-    receive.cancel()
-    _abandoned.add(receive)
-    # The buffer goes only once the receive is over: its own clean-up on cancel needs it
-    # (without it, it dies of a KeyError before releasing the layer's receive lock).
-    receive.add_done_callback(lambda task: _forget(task, layer, channel))
-    asyncio.get_running_loop().call_later(ABANDON_WAKE_AFTER, _wake, layer, channel, receive)
-
-
-def _forget(task: asyncio.Task[Any], layer: Any = None, channel: str = "") -> None:
-    _abandoned.discard(task)
-    if channel:
-        _drop_buffer(layer, channel)
-    if not task.cancelled():
-        task.exception()  # retrieved: what an abandoned receive ended with is of no interest
-
-
-def _wake(layer: Any, channel: str, receive: asyncio.Task[Any]) -> None:
-    if receive.done():
-        return
-    logger.warning("[Telephony Client] %s: a cancelled receive kept running; waking it", channel)
-    waker = asyncio.ensure_future(layer.send(channel, {"type": "telephony.abandoned"}))
-    _abandoned.add(waker)
-    waker.add_done_callback(_forget)
 
 
 def _user_id(user: Any) -> int:
@@ -151,15 +97,20 @@ class TelephonyService:
         layer = get_channel_layer()
         if layer is None:
             raise exc.ServiceUnavailable(reason="no_channel_layer")
-        started = time.monotonic()
-        try:
-            # The default prefix, as every Channels consumer: channels-redis lets one
-            # receive at a time pop a layer's process-local channels, and only its own
-            # prefix (tests/telephony/test_client_replies.py).
-            reply_to = await layer.new_channel()
-            request = Request.new(
-                op, reply_to=reply_to, timeout=timeout, payload=payload, request_id=request_id
+        if not hasattr(layer, "pop_reply"):
+            raise ImproperlyConfigured(
+                f"CHANNEL_LAYERS must use {TelephonyChannelLayer.__module__}."
+                f"{TelephonyChannelLayer.__name__} (replies come back on a per-request key)"
             )
+        started = time.monotonic()
+        request_id = request_id or str(uuid.uuid4())
+        # The reply comes back on a key of its own, popped below with one BLPOP: one
+        # round trip, no shared receive loop (docs/ARCHITECTURE.md, "The reply path").
+        request = Request.new(
+            op, reply_to=Keys.reply(request_id), timeout=timeout, payload=payload,
+            request_id=request_id,
+        )  # fmt: skip
+        try:
             async with _send_slots():
                 await layer.send(CHANNEL, request.encode())
         except ChannelFull as e:
@@ -171,18 +122,18 @@ class TelephonyService:
             raise exc.ServiceUnavailable(reason="redis_unreachable") from e
         rid = request.request_id
         try:
-            message = await _receive_within(
-                layer, reply_to, timeout=timeout - (time.monotonic() - started)
+            message = await layer.pop_reply(
+                request.reply_to, timeout=timeout - (time.monotonic() - started)
             )
-        except TimeoutError as e:
-            logger.warning(
-                "[Telephony Client] request_id=%s op=%s timed out after %.1f s", rid, op, timeout
-            )
-            raise exc.WorkerTimeout() from e
         except (redis.RedisError, OSError) as e:
             state_cache.clear()
             # Unlike a failed send, the request has left: a worker may be executing it.
             raise exc.ServiceUnavailable(reason=REPLY_LOST) from e
+        if message is None:
+            logger.warning(
+                "[Telephony Client] request_id=%s op=%s timed out after %.1f s", rid, op, timeout
+            )
+            raise exc.WorkerTimeout()
         try:
             reply = Reply.decode(message)
         except exc.InvalidRequest as e:  # the worker's fault, not the caller's: a 500

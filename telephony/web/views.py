@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from telephony import exceptions as exc
 from telephony import presence
-from telephony.web.api import api_view, json_body
+from telephony.web.api import answered_on_purpose, api_view, json_body
 from telephony.web.client import get_telephony_service
 from telephony.web.openapi import openapi_document
 
@@ -21,6 +21,7 @@ async def status_view(request: HttpRequest) -> JsonResponse:
     response["Cache-Control"] = "no-store"
     if not state.available:
         response["Retry-After"] = "5"
+        answered_on_purpose(response)
     return response
 
 

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from telephony.connections import get_async_redis, release_lock
+from telephony.credential_cache import acredential_mark_deleted
 from telephony.exceptions import TelephonyError
 from telephony.keys import Keys
 from telephony.models import Credential
@@ -164,9 +165,7 @@ class _Run:
             return
         item.outcome = "deleted" if gone_now else "already_gone"
         try:
-            await Credential.objects.filter(telnyx_id=item.id, deleted_at__isnull=True).aupdate(
-                deleted_at=timezone.now(), deleted_reason=item.reason
-            )
+            await acredential_mark_deleted(telnyx_id=item.id, reason=item.reason)
         except Exception as e:  # the delete happened; a re-run records it ("already gone")
             item.outcome, item.error = "failed", f"record_not_updated: {type(e).__name__}"
             logger.warning(

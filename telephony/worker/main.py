@@ -7,7 +7,8 @@ on, and one slow Telnyx call never blocks the others. For every request it:
 1. drops it, unexecuted, if its deadline has passed;
 2. claims its ``request_id`` in Redis (SET NX), so a duplicate delivery or a second
    worker can never execute it again;
-3. runs the operation inside the time left, and replies to ``reply_to``.
+3. runs the operation inside the time left, and pushes the reply on ``reply_to``, the
+   request's own reply key, which its caller pops with one BLPOP.
 
 Its event loop beats into Redis every ``TELEPHONY_HEARTBEAT_INTERVAL``; a blocked loop
 stops beating, which is how the supervisor tells a hung worker from a busy one.
@@ -47,6 +48,7 @@ from telephony.worker.provider import RequestContext
 from telephony.worker.reconciler import reconcile_once
 from telephony.worker.recording_retention import recording_hygiene
 from telephony.worker.recordings import RecordingFetcher
+from telephony.worker.replies import send_reply
 from telephony.worker.stats import Pending, WorkerStats
 
 logger = logging.getLogger(__name__)
@@ -271,7 +273,7 @@ class TelephonyWorker:
             refused = exc.ServiceUnavailable(reason="claim_not_replicated")
             reply, _ = self._failed(rid, op, refused)
             if op not in FIRE_AND_FORGET:
-                await self._reply(request.reply_to, rid, reply)
+                await self._reply(request, reply)
             return
         self.stats.in_flight += 1
         started = time.monotonic()
@@ -297,13 +299,17 @@ class TelephonyWorker:
         self.stats.record(op, time.monotonic() - started, code)
         if op in FIRE_AND_FORGET:  # nobody waits for it: a reply would only pile up
             return
-        await self._reply(request.reply_to, rid, reply)
+        await self._reply(request, reply)
 
-    async def _reply(self, reply_to: str, rid: str, reply: Reply) -> None:
+    async def _reply(self, request: Request, reply: Reply) -> None:
         try:
-            await self.layer.send(reply_to, reply.encode())
+            await send_reply(self.layer, request, reply, now=self.clock())
         except Exception as e:
-            logger.warning("[Telephony Worker] request_id=%s reply lost: %s", rid, type(e).__name__)
+            logger.warning(
+                "[Telephony Worker] request_id=%s reply lost: %s",
+                request.request_id,
+                type(e).__name__,
+            )
 
     def _failed(self, rid: str, op: str, err: exc.TelephonyError) -> tuple[Reply, str]:
         self.stats.failed += 1

@@ -21,6 +21,7 @@ from django.utils import timezone
 from telephony import exceptions as exc
 from telephony import presence
 from telephony.connections import get_async_redis, release_lock
+from telephony.credential_cache import ActiveCredentials, acredential_mark_deleted
 from telephony.keys import Keys
 from telephony.models import Credential
 from telephony.services import aservice_event
@@ -57,6 +58,7 @@ class Operations(CallOperations):
     def __init__(self, adapter: TelnyxAdapter, *, worker_id: str) -> None:
         self.adapter = adapter
         self.worker_id = worker_id
+        self.credentials = ActiveCredentials()
 
     # -- credentials -------------------------------------------------------------------
 
@@ -68,8 +70,15 @@ class Operations(CallOperations):
         user_id = payload.get("user_id")
         if not isinstance(user_id, int):
             raise exc.InvalidRequest("credential.create needs user_id.")
-        await presence.atouch(user_id)  # asking for a token is being present
-        cred = await self._active_credential(user_id)
+        # Asking for a token is being present; the same round trip reads the credentials
+        # version that says whether the cached credential still stands.
+        async with get_async_redis().pipeline(transaction=False) as pipe:
+            presence.queue_touch(pipe, user_id)
+            pipe.get(Keys.credentials_version())
+            version = (await pipe.execute())[-1]
+        cred = self.credentials.get(
+            user_id, version, valid_after=timezone.now() + MIN_REMAINING_VALIDITY
+        ) or await self._active_credential(user_id)
         if cred is None:
             # Only creation takes the per-user lock: two tabs logging in at once must not
             # leave the account with two credentials. Minting tokens needs no lock.
@@ -83,9 +92,8 @@ class Operations(CallOperations):
             if e.reason != "provider_not_found":
                 raise
             # Deleted behind our back (by hand, or another app): record it, start over once.
-            await Credential.objects.filter(pk=cred.pk).aupdate(
-                deleted_at=timezone.now(), deleted_reason="gone_at_provider"
-            )
+            self.credentials.forget(user_id)
+            await acredential_mark_deleted(pk=cred.pk, reason="gone_at_provider")
             async with self._user_lock(ctx, user_id):
                 cred = await self._new_credential(ctx, user_id)
             token = await self.adapter.create_token(ctx, cred.telnyx_id)
@@ -94,6 +102,8 @@ class Operations(CallOperations):
             # Record only meaningful moves: hygiene needs "a live token depends on it",
             # not the last second of it, and a write per login is not free.
             await Credential.objects.filter(pk=cred.pk).aupdate(token_expires_at=expires)
+            cred.token_expires_at = expires
+        self.credentials.put(user_id, version, cred)
         logger.info(
             "[Telephony Worker] request_id=%s credential for user_id=%s", ctx.request_id, user_id
         )
@@ -187,9 +197,7 @@ class Operations(CallOperations):
                     ctx.request_id, d.telnyx_id, e.reason,
                 )  # fmt: skip
                 continue
-            await Credential.objects.filter(telnyx_id=d.telnyx_id, deleted_at__isnull=True).aupdate(
-                deleted_at=timezone.now(), deleted_reason=d.reason
-            )
+            await acredential_mark_deleted(telnyx_id=d.telnyx_id, reason=d.reason)
             deleted.append(d.telnyx_id)
             logger.info(
                 "[Telephony Worker] request_id=%s deleted credential %s (%s) at the account limit",

@@ -29,6 +29,7 @@ from django.utils import timezone
 from telephony import exceptions as exc
 from telephony import presence
 from telephony.connections import get_async_redis, release_lock
+from telephony.credential_cache import acredential_mark_deleted
 from telephony.keys import Keys
 from telephony.models import Credential
 from telephony.presence import Presence
@@ -133,9 +134,7 @@ async def release(adapter: TelnyxAdapter, ctx: RequestContext, seat: Seat, *, re
             ctx.request_id, cred.telnyx_id, cred.user_id, e.reason,
         )  # fmt: skip
         return False
-    await Credential.objects.filter(pk=cred.pk, deleted_at__isnull=True).aupdate(
-        deleted_at=timezone.now(), deleted_reason=reason
-    )
+    await acredential_mark_deleted(pk=cred.pk, reason=reason)
     logger.info(
         "[Telephony Seats] request_id=%s freed seat %s of user_id=%s (%s, away %.0f s)",
         ctx.request_id, cred.telnyx_id, cred.user_id, reason, seat.presence.idle_seconds,

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
+from devserver.embedded_redis import EmbeddedRedis
 from devserver.sandbox.control import SandboxProcess
-from telephony.connections import get_async_redis, get_redis
+from telephony.connections import get_async_redis, get_redis, reset_clients
 from telephony.keys import Keys
+from telephony.layers import channel_layers_config
 from telephony.procutil import wait_for
 from telephony.protocol import Heartbeat
 from telephony.state import now_ms
@@ -75,6 +79,24 @@ def worker_env(
         # The session sandbox allows 1000 credentials: so many seats, not a free account's 5.
         "TELEPHONY_ACCOUNT_CREDENTIAL_LIMIT": "1000",
     }
+
+
+@pytest.fixture
+def own_redis(settings: Any, telephony_redis: str):
+    """A Redis of this test's own, on a short socket path, that the test may stop."""
+    tmp = Path(tempfile.mkdtemp(prefix="tsr-"))
+    server = EmbeddedRedis(tmp / "r.sock").start()
+    settings.REDIS_URL = server.url
+    settings.CHANNEL_LAYERS = channel_layers_config(server.url, prefix=telephony_redis)
+    reset_clients()
+    try:
+        yield server
+    finally:
+        reset_clients()
+        server.stop()
+        for child in tmp.iterdir():
+            child.unlink()
+        tmp.rmdir()
 
 
 def fake_ready_worker() -> None:

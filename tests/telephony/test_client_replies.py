@@ -3,7 +3,8 @@
 channels-redis gives one layer a single receive lock for all its process-local channels,
 and whoever holds it pops only its own channel's prefix (``specific.<client>!``). A reply
 channel under another prefix is popped by nobody while a consumer holds the lock: the
-reply sat until that consumer's 5 s BZPOPMIN timed out, or never arrived (504).
+reply sat until that consumer's 5 s BZPOPMIN timed out, or never arrived (504). Replies
+now come back on a key of their own (one BLPOP, no receive lock); this keeps it so.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 import pytest
 from channels.layers import get_channel_layer
 
-from telephony.protocol import CHANNEL, Reply
+from telephony.protocol import CHANNEL, Reply, Request
 from telephony.web.client import TelephonyService
+from telephony.worker.replies import send_reply
 from tests.helpers import await_until
 from tests.telephony.conftest import fake_ready_worker
 
@@ -35,9 +37,9 @@ async def test_client__reply_arrives_while_a_consumer_waits_on_the_same_layer(se
     )
 
     async def worker() -> None:
-        message = await layer.receive(CHANNEL)
-        reply = Reply.success(message["request_id"], {"pong": True})
-        await layer.send(message["reply_to"], reply.encode())
+        request = Request.decode(await layer.receive(CHANNEL))
+        reply = Reply.success(request.request_id, {"pong": True})
+        await send_reply(layer, request, reply, now=time.time())
 
     answering = asyncio.ensure_future(worker())
     try:

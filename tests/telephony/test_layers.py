@@ -14,6 +14,7 @@ from typing import Any
 
 import channels_redis
 import pytest
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from telephony.layers import TelephonyChannelLayer
@@ -144,3 +145,35 @@ def test_no_other_module_touches_channel_layer_internals() -> None:
         for match in private.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+async def test_send__one_round_trip_keeps_capacity_and_order(settings: Any) -> None:
+    """The one-script send: a full channel raises ChannelFull and keeps what it had; the
+    messages come out in the order they went in, with their TTL set."""
+    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "capacity": 3}
+    small = TelephonyChannelLayer(**config)
+    try:
+        for i in range(3):
+            await small.send(CHANNEL, {"type": "t", "i": i})
+        with pytest.raises(ChannelFull):
+            await small.send(CHANNEL, {"type": "t", "i": 3})
+        ttl = await small.connection(0).ttl(small.prefix + CHANNEL)
+        assert 0 < ttl <= config["expiry"]
+        got = [await small.receive_or_idle(CHANNEL, idle=1) for _ in range(3)]
+        assert [m["i"] for m in got if m] == [0, 1, 2]
+        assert await small.receive_or_idle(CHANNEL, idle=0.1) is None
+    finally:
+        await small.flush()
+        await small.close_pools()
+
+
+async def test_receive_or_idle__a_waiting_message_is_in_the_backup_until_cleaned(
+    layer: TelephonyChannelLayer,
+) -> None:
+    """The one-round-trip pop copies the message into the backup queue atomically; the
+    clean-up then removes it, as channels-redis's own receive does."""
+    await layer.send(CHANNEL, {"type": "t"})
+    backup = layer.prefix + CHANNEL + "$inflight"
+    assert await layer.receive_or_idle(CHANNEL, idle=1) == {"type": "t"}
+    await asyncio.gather(*layer.receive_cleaners)
+    assert await layer.connection(0).zcard(backup) == 0

@@ -6,17 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devserver.embedded_redis import EmbeddedRedis
 from telephony.connections import get_redis, reset_clients
 from telephony.keys import Keys
-from telephony.layers import channel_layers_config
 from telephony.models import ServiceEvent
 from telephony.procutil import pid_alive, wait_for
 from telephony.protocol import Heartbeat, SupervisorRecord
@@ -139,24 +135,6 @@ def wait_events(kind: str, n: int = 1, timeout: float = 10.0, **filters: Any) ->
 
 def gone(pids: list[int]) -> bool:
     return not any(pid_alive(p) for p in pids)
-
-
-@pytest.fixture
-def own_redis(settings: Any, telephony_redis: str):
-    """A Redis of this test's own, on a short socket path, that the test may stop."""
-    tmp = Path(tempfile.mkdtemp(prefix="tsr-"))
-    server = EmbeddedRedis(tmp / "r.sock").start()
-    settings.REDIS_URL = server.url
-    settings.CHANNEL_LAYERS = channel_layers_config(server.url, prefix=telephony_redis)
-    reset_clients()
-    try:
-        yield server
-    finally:
-        reset_clients()
-        server.stop()
-        for child in tmp.iterdir():
-            child.unlink()
-        tmp.rmdir()
 
 
 @pytest.mark.slow
