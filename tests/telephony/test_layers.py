@@ -74,7 +74,7 @@ async def test_receive_or_idle__stopping_between_pops_loses_and_repeats_nothing(
     async def produce() -> None:
         for i in range(n):
             await sender.send(CHANNEL, {"type": "t", "i": i})
-            if i % 10 == 0:
+            if i % 4 == 0:  # paced, so the consumers live and stop many times meanwhile
                 await asyncio.sleep(0.005)
 
     async def consume_for(seconds: float) -> None:
