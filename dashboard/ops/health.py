@@ -98,6 +98,8 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
                 "failed": w.failed,
                 "in_flight": w.in_flight,
                 "rss_mb": w.rss_mb,
+                "pss_mb": w.pss_mb or None,  # 0: an older worker that did not measure it
+                "uss_mb": w.uss_mb or None,
                 "last_error": w.last_error or None,
                 "breaker": {
                     "state": w.breaker,
@@ -137,6 +139,8 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
                     "failed": None,
                     "in_flight": None,
                     "rss_mb": None,
+                    "pss_mb": None,
+                    "uss_mb": None,
                     "last_error": None,
                     "breaker": None,
                     "latency": None,

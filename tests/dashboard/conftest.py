@@ -122,6 +122,8 @@ def put_worker(
         failed=2,
         in_flight=1,
         rss_mb=88.4,
+        pss_mb=40.2,
+        uss_mb=21.7,
         last_error="timeout",
         breaker="closed",
         breaker_detail=BreakerDetail(failure_rate=0.05, calls=20),

@@ -51,6 +51,7 @@ def test_health_page__shows_a_real_supervisor_and_its_workers(admin_client, supe
     assert worker["pid"] == pid and worker["state"] == "serving"
     assert worker["supervisor_id"] == sid(sup) and worker["breaker"]["state"] == "closed"
     assert worker["beat_age_s"] < 1.0 and worker["rss_mb"] > 0
+    assert 0 < worker["uss_mb"] <= worker["pss_mb"] <= worker["rss_mb"]  # from smaps_rollup
     [record] = data["supervisors"]
     assert record["id"] == sid(sup) and record["state"] == "running" and record["restarts"] == 0
     assert {"supervisor_started", "worker_started"} <= {e["kind"] for e in data["events"]}
@@ -144,6 +145,8 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     assert data["service"]["summary"] == "Serving with 2 of 4 workers."
     workers = {w["id"]: w for w in data["workers"]}
     assert workers["alpha:11"]["state"] == "serving"
+    mem = workers["alpha:11"]
+    assert (mem["rss_mb"], mem["pss_mb"], mem["uss_mb"]) == (88.4, 40.2, 21.7)
     assert workers["beta:21"]["state"] == "late"  # 2.5 s without a beat, interval 1 s
     assert workers["alpha:13"]["state"] == "spare"  # idle: not among the 2 serving
     assert workers["alpha:12"]["state"] == "starting" and workers["alpha:12"]["handled"] is None

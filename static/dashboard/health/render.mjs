@@ -146,7 +146,7 @@ export class HealthView {
           td(dash(w.handled), "th-num"),
           td(dash(w.failed), "th-num"),
           td(dash(w.in_flight), "th-num"),
-          td(mb(w.rss_mb), "th-num"),
+          td(mb(w.rss_mb) + " / " + mb(w.pss_mb) + " / " + mb(w.uss_mb), "th-num"),
           circuit,
           td(ms(lat && lat.p50_ms) + " / " + ms(lat && lat.p99_ms), "th-num"),
           td(dash(w.supervisor_id), "th-quiet"),
