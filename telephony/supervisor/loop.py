@@ -245,8 +245,13 @@ class Supervisor(PreloadMixin, PoolMixin):
         return child
 
     def _reap(self, now: float) -> None:
-        for child in [c for c in self.children if c.proc.poll() is not None]:
+        exited = [c for c in self.children if c.proc.poll() is not None]
+        # All of them out first, so a dead spare is never promoted; then active workers
+        # first: when several die at once (a wipe-out), the restart that restores service
+        # gets the first, shortest backoff, not a spare's replacement.
+        for child in exited:
             self.children.remove(child)
+        for child in sorted(exited, key=lambda c: c.role != ACTIVE):
             self._forget.append(child.worker_id)
             code, sig = describe_exit(child.proc.returncode)
             how = f"signal={sig}" if sig else f"code={code}"
@@ -263,6 +268,7 @@ class Supervisor(PreloadMixin, PoolMixin):
             if child is self.standby:
                 self.standby = None
             decision, counted = self._decide(child)
+            decision = self._no_wait_when_nothing_serves(child, decision)
             why = "hung" if child.hung else child.role if child.role != ACTIVE else "crashed"
             self._event(
                 "worker_exited",

@@ -20,6 +20,7 @@ has been reaped, that is after the re-parenting happened.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -45,17 +46,23 @@ def preload() -> float:
     """Import what a worker needs before its first request; returns the seconds it took."""
     started = time.monotonic()
     import telephony.worker.main  # noqa: F401  (the worker code and, through the adapter, telnyx)
+    from telephony.worker.adapter import preload_sdk
 
+    preload_sdk()  # the SDK's lazy imports: seconds each fork would otherwise pay
     return time.monotonic() - started
 
 
 def serve(control_fd: int) -> None:
     """The template's life: preload, say ready, fork on order until end of file."""
     supervisor_pid = os.getppid()
+    gc.disable()  # no collections here: they leave freed holes in pages the forks share
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
     seconds = preload()
     connections.close_all()
+    # Everything loaded so far moves to a generation the collector never scans, so the
+    # workers' collections do not write to (and so copy) the pages they share with us.
+    gc.freeze()
     threads = threading.active_count()
     if threads != 1:  # forking a process with threads copies their locks mid-use
         logger.warning("[Telephony Template] %d threads running after preload", threads)
@@ -112,6 +119,7 @@ def _worker(control: socket.socket, supervisor_pid: int, *, spare: bool) -> None
         os.close(fd)
         _close_inherited_loop()
         _adopted_by(supervisor_pid)
+        gc.enable()  # the template's objects stay frozen: shared, never scanned
         random.seed()  # a fresh seed, not the template's state (os.urandom-backed)
         from django.utils.log import configure_logging
 

@@ -271,3 +271,26 @@ def test_fork_worker__child_is_adopted_reseeded_and_cut_from_the_template(monkey
     assert len({mine, reports[0]["random"], reports[1]["random"]}) == 3
     if handlers_before:
         assert not set(reports[0]["handlers"]) & set(handlers_before)
+
+
+def test_supervisor__after_a_wipe_out_one_forked_restart_goes_at_once(harness) -> None:
+    h = harness(workers=2, spares=1, backoff_base=0.5, jitter=0.0, max_restarts=5)
+    fake = with_template(h)
+    fake.becomes(READY, "ready")
+    h.tick()
+    for proc in h.spawner.alive():
+        proc.beat()
+    h.tick(0.05)
+    [spare] = [p for p in h.spawner.alive() if p.spare]
+    spare.beat()
+    h.tick(0.05)
+    actives = [p for p in h.spawner.alive() if not p.spare]
+    spare.exit(-9)  # the spare is seen first, in a pass of its own
+    h.tick()
+    for proc in actives:
+        proc.exit(-9)
+    h.tick()
+    delays = [e["restart_in"] for e in h.events.of("worker_exited")]
+    assert delays == [0.5, 0.0, 2.0]  # the spare; then one active at once, one backing off
+    assert len(h.spawner.alive()) == 1  # forked in the same pass
+    assert h.sup.policy.in_window() == 3  # every death still counts towards the intensity
