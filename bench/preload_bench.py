@@ -178,7 +178,7 @@ async def run(env: Env, args: Any) -> dict[str, Any]:
             "timeout_s": args.timeout,
             "workers": 2,
             "spares": 1,
-        },  # fmt: skip
+        },
     }
 
 

@@ -22,6 +22,18 @@ def prctl(option: int, value: int) -> bool:
     return bool(libc.prctl(option, value, 0, 0, 0) == 0)
 
 
+PR_SET_NAME = 15
+TEMPLATE_NAME = "tel-template"  # the worker template's name in ps and /proc/<pid>/comm
+
+
+def set_process_name(name: str) -> bool:
+    """Set this process's name as ``ps -o comm`` and ``/proc/<pid>/comm`` show it (15 bytes)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return bool(libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) == 0)
+
+
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """Return a ``preexec_fn`` asking Linux to send ``sig`` when the parent dies.
 

@@ -35,7 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from telephony.procutil import PR_SET_PDEATHSIG, prctl
+from telephony.procutil import PR_SET_PDEATHSIG, TEMPLATE_NAME, prctl, set_process_name
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def preload() -> float:
 def serve(control_fd: int) -> None:
     """The template's life: preload, say ready, fork on order until end of file."""
     supervisor_pid = os.getppid()
+    set_process_name(TEMPLATE_NAME)
     gc.disable()  # no collections here: they leave freed holes in pages the forks share
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
@@ -119,6 +120,7 @@ def _worker(control: socket.socket, supervisor_pid: int, *, spare: bool) -> None
         os.close(fd)
         _close_inherited_loop()
         _adopted_by(supervisor_pid)
+        set_process_name("tel-worker")  # a fork's argv still says --template; ps -o comm not
         gc.enable()  # the template's objects stay frozen: shared, never scanned
         random.seed()  # a fresh seed, not the template's state (os.urandom-backed)
         from django.utils.log import configure_logging
