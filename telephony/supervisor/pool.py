@@ -120,10 +120,10 @@ class PoolMixin:
 
         When a worker that served dies and nothing serves any more (no active worker, no
         ready spare, no restart already going at once) and the template can fork in
-        milliseconds, one restart starts at once. The backoff exists so that a crash loop does not burn
-        a cold start's seconds of CPU over and over; a fork costs milliseconds, and the
-        restart intensity still counts this failure, so a loop still ends in ``failed``.
-        Workers that never served (crashing at start) keep their backoff.
+        milliseconds, one restart starts at once. The backoff exists so that a crash loop
+        does not burn a cold start's seconds of CPU over and over; a fork costs
+        milliseconds, and the restart intensity still counts this failure, so a loop
+        still ends in ``failed``. Workers that never served (crashing at start) keep their backoff.
         """
         if (
             not decision.restart
