@@ -64,6 +64,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--runs", "2", "--kill-runs", "1", "--cold-runs", "1"],
         1500,
     ),
+    "preload": (
+        "bench.preload_bench",
+        ["--runs", "5", "--cold-runs", "3"],
+        ["--runs", "2", "--cold-runs", "1"],
+        1200,
+    ),
     "softphone": (
         "bench.softphone_bench",
         ["--runs", "5", "--latencies", "0", "200"],
@@ -151,9 +157,9 @@ def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(repeat):  # interleaved: noise hits product and baselines alike
         for name in names:
-            if name not in ("supervisor", "softphone"):  # repeat their own runs inside
+            if name not in ("supervisor", "preload", "softphone"):  # repeat inside
                 runs[name].append(run_one(name, args.quick, logs))
-    for name in ("supervisor", "softphone"):
+    for name in ("supervisor", "preload", "softphone"):
         if name in names:
             runs[name].append(run_one(name, args.quick, logs))
     total = round(time.monotonic() - started, 1)
