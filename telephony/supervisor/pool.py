@@ -98,6 +98,9 @@ class PoolMixin:
     def _start_template(self, *, renew: bool = False) -> None:
         raise NotImplementedError
 
+    def _no_wait_when_nothing_serves(self, child: WorkerHandle, decision: Decision) -> Decision:
+        raise NotImplementedError
+
     # -- health -------------------------------------------------------------------------
 
     def _decide(self, child: WorkerHandle) -> tuple[Decision, bool]:
@@ -114,30 +117,6 @@ class PoolMixin:
                 restart=True, delay=delay, failures_in_window=self.policy.in_window()
             ), False
         return self.policy.on_failure(), True
-
-    def _no_wait_when_nothing_serves(self, child: WorkerHandle, decision: Decision) -> Decision:
-        """No backoff for the restart that restores service after a wipe-out.
-
-        When a worker that served dies and nothing serves any more (no active worker, no
-        ready spare, no restart already going at once) and the template can fork in
-        milliseconds, one restart starts at once. The backoff exists so that a crash loop
-        does not burn a cold start's seconds of CPU over and over; a fork costs
-        milliseconds, and the restart intensity still counts this failure, so a loop
-        still ends in ``failed``. Workers that never served (crashing at start) keep their backoff.
-        """
-        if (
-            not decision.restart
-            or child.role != ACTIVE
-            or not child.ready
-            or any(p.delay == 0.0 for p in self.pending)  # one at once is enough
-            or not self.template_ready()
-            or any(c.ready and c.role in (ACTIVE, SPARE) for c in self.children)
-        ):
-            return decision
-        return Decision(restart=True, delay=0.0, failures_in_window=decision.failures_in_window)
-
-    def template_ready(self) -> bool:
-        raise NotImplementedError
 
     def _give_up(self, failures: int) -> None:
         self.pending.clear()

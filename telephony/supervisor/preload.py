@@ -18,6 +18,8 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from telephony.supervisor.children import ACTIVE, SPARE, WorkerHandle
+from telephony.supervisor.policy import Decision
 from telephony.supervisor.template import READY, STARTING, TemplateUnavailable, WorkerTemplate
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ class PreloadMixin:
     start_timeout: float
     _template_hold: bool
     _dirty: bool
+    children: list[WorkerHandle]
+    pending: list[Any]
 
     def _event(self, kind: str, message: str, *, level: int = logging.INFO, **data: Any) -> None:
         raise NotImplementedError
@@ -107,6 +111,27 @@ class PreloadMixin:
             template_state=template.state,
         )
         return proc
+
+    def _no_wait_when_nothing_serves(self, child: WorkerHandle, decision: Decision) -> Decision:
+        """No backoff for the restart that restores service after a wipe-out.
+
+        When a worker that served dies and nothing serves any more (no active worker, no
+        ready spare, no restart already going at once) and the template can fork in
+        milliseconds, one restart starts at once. The backoff exists so that a crash loop
+        does not burn a cold start's seconds of CPU over and over; a fork costs
+        milliseconds, and the restart intensity still counts this failure, so a loop
+        still ends in ``failed``. Workers that never served (crashing at start) keep their backoff.
+        """
+        if (
+            not decision.restart
+            or child.role != ACTIVE
+            or not child.ready
+            or any(p.delay == 0.0 for p in self.pending)  # one at once is enough
+            or not self.template_ready()
+            or any(c.ready and c.role in (ACTIVE, SPARE) for c in self.children)
+        ):
+            return decision
+        return Decision(restart=True, delay=0.0, failures_in_window=decision.failures_in_window)
 
     def _stop_template(self) -> None:
         if self.template is not None:
