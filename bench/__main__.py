@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import ROOT, machine
 from bench.report import DOC, render, stored_results
 
-NAMES = ("worker", "plain", "worker100", "http", "supervisor", "softphone")
+NAMES = ("worker", "plain", "worker100", "http", "supervisor", "preload", "softphone")
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
