@@ -57,8 +57,10 @@ def preload_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
         "",
         "Requests failed after the kill: "
         f"{_runs([x['failed_after_kill'] for x in runs], 0)} (codes "
-        f"{sorted({c for x in runs for c in x['failure_codes']})}): 503 at once while no "
-        "worker beats, and 504 for the requests the killed workers held. Memory is read from "
+        f"{sorted({c for x in runs for c in x['failure_codes']})}): `worker_timeout` (504) "
+        "for those the killed workers had taken; `service_unavailable` (503, at once) only "
+        "once the dead workers' heartbeats expire, which a forked restart beats: requests "
+        "sent meanwhile wait on the channel for the first new worker. Memory is read from "
         f"`/proc/<pid>/smaps_rollup` after {st['warm_requests']} requests. Where the time of a "
         "wipe-out goes: the exit is seen within "
         f"{_runs([x['kill_to_exit_seen_s'] for x in runs])} s; one forked restart goes at once "

@@ -34,7 +34,7 @@ from tests.telephony.test_supervisor import (
     wait_ready,
 )
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120), pytest.mark.slow]
 
 
 @pytest.fixture
