@@ -31,7 +31,8 @@ from telephony.supervisor.template import (
 )
 from telephony.worker import process as worker_process
 from telephony.worker import template as worker_template
-from tests.telephony.test_supervisor_decisions import FakeProc, Harness, Spawner
+from tests.telephony import test_supervisor_decisions as decisions
+from tests.telephony.test_supervisor_decisions import FakeProc, Spawner
 
 
 class FakeTemplate:
@@ -73,17 +74,7 @@ class FakeTemplate:
         return proc
 
 
-@pytest.fixture
-def harness() -> Any:
-    made: list[Harness] = []
-
-    def make(**kw: Any) -> Harness:
-        made.append(Harness(**kw))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.sup.store.close()
+harness = decisions.harness  # the fixture: a supervisor with fake children and clock
 
 
 def with_template(h: Any) -> FakeTemplate:
