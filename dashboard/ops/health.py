@@ -163,6 +163,12 @@ def supervisor_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
                 "alive": s.alive,
                 "restarts": s.restarts,
                 "restarts_in_window": s.restarts_in_window,
+                # The preloaded worker template; None when workers start cold only.
+                "template": (
+                    {"pid": s.template_pid or None, "state": s.template_state}
+                    if s.template_state
+                    else None
+                ),
                 "uptime_s": _age_s(now, s.started_at),
                 "updated_age_s": _age_s(now, s.updated_at),
                 "last_event": asdict(s.last_event) if s.last_event else None,

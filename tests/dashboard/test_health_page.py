@@ -54,6 +54,8 @@ def test_health_page__shows_a_real_supervisor_and_its_workers(admin_client, supe
     assert 0 < worker["uss_mb"] <= worker["pss_mb"] <= worker["rss_mb"]  # from smaps_rollup
     [record] = data["supervisors"]
     assert record["id"] == sid(sup) and record["state"] == "running" and record["restarts"] == 0
+    assert record["template"]["state"] == "ready" and record["template"]["pid"] > 0
+    assert "template ready" in html
     assert {"supervisor_started", "worker_started"} <= {e["kind"] for e in data["events"]}
     assert data["can_control"] is True
 

@@ -165,7 +165,19 @@ export class HealthView {
       supervisors.map((s) =>
         el("tr", { "data-supervisor-id": s.id }, [
           el("td", null, [el("strong", null, [dash(s.id)])]),
-          el("td", null, [badge(s.state, s.state)]),
+          el("td", null, [
+            badge(s.state, s.state),
+            s.template
+              ? el(
+                  "span",
+                  {
+                    class: "th-quiet",
+                    title: `the worker template new workers are forked from (pid ${dash(s.template.pid)})`,
+                  },
+                  [" template " + s.template.state],
+                )
+              : null,
+          ]),
           td(s.alive + " / " + s.desired, "th-num"),
           td(dash(s.restarts), "th-num"),
           td(dash(s.restarts_in_window), "th-num"),
