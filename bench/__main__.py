@@ -38,6 +38,7 @@ NAMES = (
     "http",
     "onehop",
     "supervisor",
+    "preload",
     "softphone",
     "recording",
     "analytics",
@@ -46,7 +47,15 @@ NAMES = (
 )
 
 # These repeat their own runs inside, or need none.
-OWN_RUNS = ("supervisor", "softphone", "recording", "analytics", "failover", "hostloss")
+OWN_RUNS = (
+    "supervisor",
+    "preload",
+    "softphone",
+    "recording",
+    "analytics",
+    "failover",
+    "hostloss",
+)
 
 # name -> (module, full-size args, quick args, time limit in seconds)
 SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
@@ -91,6 +100,12 @@ SPECS: dict[str, tuple[str, list[str], list[str], float]] = {
         ["--rows", "1000000", "--runs", "3"],
         ["--rows", "50000", "--runs", "1"],
         2400,
+    ),
+    "preload": (
+        "bench.preload_bench",
+        ["--runs", "5", "--cold-runs", "3"],
+        ["--runs", "2", "--cold-runs", "1"],
+        1200,
     ),
     "softphone": (
         "bench.softphone_bench",

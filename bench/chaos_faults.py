@@ -31,6 +31,8 @@ KINDS = (
     "sandbox_5xx",
     "sandbox_429",
     "sandbox_hang",
+    "wipe_out",
+    "template_kill",
 )
 SANDBOX_KINDS = {"sandbox_slow", "sandbox_5xx", "sandbox_429", "sandbox_hang"}
 SHORT_SECONDS = 48.0
@@ -56,10 +58,13 @@ def short_schedule(seconds: float = SHORT_SECONDS) -> list[Planned]:
         Planned(16, "worker_stop", {"cont_after": None}),
         Planned(21, "redis_restart", {"down": 2.0}),
         Planned(26, "worker_stop", {"cont_after": 0.5}),
+        Planned(5, "template_kill"),
+        Planned(31.5, "wipe_out"),
         Planned(29, "sandbox_429", {"error_rate": 0.5, "duration": 4}),
         Planned(34, "sandbox_hang", {"operation": "DialCall", "duration": 3}),
         Planned(38, "supervisor_kill", {"restart_after": 1.0}),
     ]
+    plan.sort(key=lambda p: p.at)
     scale = seconds / SHORT_SECONDS
     for p in plan:
         p.at = round(p.at * scale, 2)
@@ -159,6 +164,25 @@ class Injector:
             return
         os.kill(w.pid, signal.SIGKILL)
         self._note("worker_kill", pid=w.pid)
+
+    def wipe_out(self) -> None:
+        """SIGKILL every worker and spare of the supervisor at once (an OOM kill, a bad deploy)."""
+        pids = [w.pid for w in self.stack.workers()]
+        if not pids:
+            self._note("wipe_out", skipped="no worker running")
+            return
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        self._note("wipe_out", pids=pids)
+
+    def template_kill(self) -> None:
+        """SIGKILL the worker template: workers start cold until the supervisor restarts it."""
+        template = self.stack.template()
+        if template is None:
+            self._note("template_kill", skipped="no template running")
+            return
+        os.kill(template.pid, signal.SIGKILL)
+        self._note("template_kill", pid=template.pid)
 
     def worker_stop(self, cont_after: float | None) -> None:
         w = self._pick_worker()

@@ -29,7 +29,7 @@ from typing import Any
 from bench.common import free_port
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.sandbox.control import SandboxProcess
-from telephony.procutil import die_with_parent
+from telephony.procutil import TEMPLATE_NAME, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -106,6 +106,13 @@ def all_procs() -> list[ProcInfo]:
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
 
@@ -326,7 +333,15 @@ class Stack:
         return self.supervisor is not None and self.supervisor.poll() is None
 
     def workers(self) -> list[ProcInfo]:
-        """The current supervisor's worker processes (stopped ones included)."""
+        """The current supervisor's worker processes (stopped ones included), spares too,
+        without its worker template."""
+        return [p for p in self._worker_procs() if comm(p.pid) != TEMPLATE_NAME]
+
+    def template(self) -> ProcInfo | None:
+        """The current supervisor's worker template process, if one runs."""
+        return next((p for p in self._worker_procs() if comm(p.pid) == TEMPLATE_NAME), None)
+
+    def _worker_procs(self) -> list[ProcInfo]:
         if not self.supervisor_running():
             return []
         assert self.supervisor is not None

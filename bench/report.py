@@ -534,13 +534,19 @@ SECTIONS: list[Callable[[dict[str, Any], list[Check]], list[str]]] = [
 ]
 
 
+def _late_sections() -> list[Callable[[dict[str, Any], list[Check]], list[str]]]:
+    from bench.report_preload import preload_section  # it imports this module's helpers
+
+    return [preload_section]
+
+
 def render(results: dict[str, Any]) -> str:
     from bench.analytics_report import analytics_section  # it imports this module
 
     """The whole file; ``results["_meta"]`` holds the last full run's total time."""
     checks: list[Check] = []
     body: list[str] = []
-    for section in SECTIONS:
+    for section in [*SECTIONS, *_late_sections()]:
         body += section(results, checks)
     body += rss_section(results)
     body += softphone_section(results, checks)

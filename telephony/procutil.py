@@ -11,7 +11,28 @@ import sys
 import time
 from collections.abc import Callable
 
-_PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def prctl(option: int, value: int) -> bool:
+    """``prctl(option, value)`` on Linux; False elsewhere or when the kernel refuses."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return bool(libc.prctl(option, value, 0, 0, 0) == 0)
+
+
+PR_SET_NAME = 15
+TEMPLATE_NAME = "tel-template"  # the worker template's name in ps and /proc/<pid>/comm
+
+
+def set_process_name(name: str) -> bool:
+    """Set this process's name as ``ps -o comm`` and ``/proc/<pid>/comm`` show it (15 bytes)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return bool(libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) == 0)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
@@ -23,9 +44,7 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     parent = os.getpid()
 
     def _preexec() -> None:
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if prctl(PR_SET_PDEATHSIG, sig):
             if os.getppid() != parent:  # parent already gone before prctl took effect
                 os.kill(os.getpid(), sig)
 

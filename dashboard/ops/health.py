@@ -98,6 +98,8 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
                 "failed": w.failed,
                 "in_flight": w.in_flight,
                 "rss_mb": w.rss_mb,
+                "pss_mb": w.pss_mb or None,  # 0: an older worker that did not measure it
+                "uss_mb": w.uss_mb or None,
                 "last_error": w.last_error or None,
                 "breaker": {
                     "state": w.breaker,
@@ -137,6 +139,8 @@ def worker_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
                     "failed": None,
                     "in_flight": None,
                     "rss_mb": None,
+                    "pss_mb": None,
+                    "uss_mb": None,
                     "last_error": None,
                     "breaker": None,
                     "latency": None,
@@ -159,6 +163,12 @@ def supervisor_rows(state: ServiceState, *, now: int) -> list[dict[str, Any]]:
                 "alive": s.alive,
                 "restarts": s.restarts,
                 "restarts_in_window": s.restarts_in_window,
+                # The preloaded worker template; None when workers start cold only.
+                "template": (
+                    {"pid": s.template_pid or None, "state": s.template_state}
+                    if s.template_state
+                    else None
+                ),
                 "uptime_s": _age_s(now, s.started_at),
                 "updated_age_s": _age_s(now, s.updated_at),
                 "last_event": asdict(s.last_event) if s.last_event else None,

@@ -75,6 +75,8 @@ class Heartbeat:
     duplicates: int = 0
     in_flight: int = 0
     rss_mb: float = 0.0
+    pss_mb: float = 0.0  # shared pages split between their sharers (0: not measured)
+    uss_mb: float = 0.0  # pages only this worker maps: what it frees by exiting
     last_error: str = ""
     breaker: str = "closed"
     breaker_detail: BreakerDetail = field(default_factory=BreakerDetail)
@@ -145,6 +147,8 @@ class SupervisorRecord:
     last_event: LastEvent | None = None
     started_at: int = 0
     updated_at: int = 0
+    template_pid: int = 0  # the preloaded worker template (0: none running)
+    template_state: str = ""  # "" (no template: cold starts only), down, starting, ready
 
     def lost(self) -> SupervisorRecord:
         """This record as readers show it once it expired without a ``stopped``."""

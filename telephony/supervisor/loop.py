@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from django.conf import settings
 
 from telephony.procutil import host_id
 from telephony.protocol import (
@@ -50,7 +51,9 @@ from telephony.supervisor.children import (
 from telephony.supervisor.events import EventSink
 from telephony.supervisor.policy import TICK, RestartPolicy, SupervisorConfig
 from telephony.supervisor.pool import MAX_WORKERS, PendingStart, PoolMixin
+from telephony.supervisor.preload import PreloadMixin
 from telephony.supervisor.store import SupervisorStore
+from telephony.supervisor.template import WorkerTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ REDIS_RETRY = 0.5  # while Redis is down, try it this often
 EXIT_MARGIN = 3.0
 
 
-class Supervisor(PoolMixin):
+class Supervisor(PreloadMixin, PoolMixin):
     """Spawns and watches ``desired`` workers until SIGTERM/SIGINT; see the module doc."""
 
     def __init__(
@@ -70,9 +73,12 @@ class Supervisor(PoolMixin):
         config: SupervisorConfig | None = None,
         spawn: Callable[..., subprocess.Popen[bytes]] = spawn_worker,
         clock: Callable[[], float] = time.monotonic,
+        template: WorkerTemplate | bool | None = None,
     ) -> None:
         # ``spawn`` and ``clock`` (monotonic seconds) are replaced by the tests that drive
         # the decisions in-process with fake children and a clock they advance.
+        # ``template``: None follows TELEPHONY_WORKER_PRELOAD when ``spawn`` is the real
+        # one; False starts every worker cold; a WorkerTemplate (or a fake) is used as is.
         self.sid = f"{host_id()}:{os.getpid()}"
         self.cfg = config or SupervisorConfig.from_settings()
         self.desired = max(0, min(workers, MAX_WORKERS))
@@ -100,6 +106,13 @@ class Supervisor(PoolMixin):
         self._forget: list[str] = []
         self.commands: list[ControlCommand] = []
         self.waker = Waker()
+        if template is None:
+            template = spawn is spawn_worker and bool(settings.TELEPHONY_WORKER_PRELOAD)
+        if template is True:
+            template = WorkerTemplate(self.sid, policy=RestartPolicy(self.cfg.policy), clock=clock)
+        self.template = template or None
+        self.start_timeout = self.cfg.start_timeout
+        self._template_hold = False
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -108,6 +121,7 @@ class Supervisor(PoolMixin):
         self.waker.install(self._on_stop_signal)
         self.events.start()
         self._event("supervisor_started", f"Started workers={self.desired}", desired=self.desired)
+        self._start_template()
         while not self.signals:
             try:
                 self._tick(self.clock())
@@ -131,8 +145,10 @@ class Supervisor(PoolMixin):
             self._sync(now)
         self._run_commands()
         self._judge(now)
-        self._replace(now)
-        self._reconcile(now)
+        self._template_tick(now)
+        if not self._holding(now):
+            self._replace(now)
+            self._reconcile(now)
         for child in self.children:
             if child.escalate(now):
                 logger.warning(
@@ -174,6 +190,8 @@ class Supervisor(PoolMixin):
             last_event=self.last_event,
             started_at=self.started_at,
             updated_at=now_ms(),
+            template_pid=(self.template.pid or 0) if self.template else 0,
+            template_state=self.template.state if self.template else "",
         )
 
     def _sync(self, now: float) -> None:
@@ -217,7 +235,7 @@ class Supervisor(PoolMixin):
 
     def _spawn(self, role: str, **fields: Any) -> WorkerHandle | None:
         try:
-            proc = self.spawn(self.sid, spare=role == SPARE)
+            proc = self._start_process(spare=role == SPARE)
         except OSError as e:
             logger.error("[Telephony Supervisor] cannot start a worker sid=%s: %s", self.sid, e)
             return None
@@ -227,8 +245,13 @@ class Supervisor(PoolMixin):
         return child
 
     def _reap(self, now: float) -> None:
-        for child in [c for c in self.children if c.proc.poll() is not None]:
+        exited = [c for c in self.children if c.proc.poll() is not None]
+        # All of them out first, so a dead spare is never promoted; then active workers
+        # first: when several die at once (a wipe-out), the restart that restores service
+        # gets the first, shortest backoff, not a spare's replacement.
+        for child in exited:
             self.children.remove(child)
+        for child in sorted(exited, key=lambda c: c.role != ACTIVE):
             self._forget.append(child.worker_id)
             code, sig = describe_exit(child.proc.returncode)
             how = f"signal={sig}" if sig else f"code={code}"
@@ -245,6 +268,7 @@ class Supervisor(PoolMixin):
             if child is self.standby:
                 self.standby = None
             decision, counted = self._decide(child)
+            decision = self._no_wait_when_nothing_serves(child, decision)
             why = "hung" if child.hung else child.role if child.role != ACTIVE else "crashed"
             self._event(
                 "worker_exited",
@@ -295,6 +319,7 @@ class Supervisor(PoolMixin):
         )
         self.pending.clear()
         self.replace_queue.clear()
+        self._stop_template()
         now = self.clock()
         for child in self.children:
             self._retire(child, now)

@@ -95,6 +95,12 @@ class PoolMixin:
     def _retire(self, child: WorkerHandle, now: float) -> None:
         raise NotImplementedError
 
+    def _start_template(self, *, renew: bool = False) -> None:
+        raise NotImplementedError
+
+    def _no_wait_when_nothing_serves(self, child: WorkerHandle, decision: Decision) -> Decision:
+        raise NotImplementedError
+
     # -- health -------------------------------------------------------------------------
 
     def _decide(self, child: WorkerHandle) -> tuple[Decision, bool]:
@@ -369,6 +375,7 @@ class PoolMixin:
             child.replace_reason = "rolling_restart"
         for spare in self._spares():  # they run the old code: new ones start afterwards
             self._retire(spare, self.clock())
+        self._start_template(renew=True)  # new code first: replacements are forked from it
         self.rolling = True
         self._event(
             "rolling_restart",

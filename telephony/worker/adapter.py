@@ -118,6 +118,14 @@ def _require(value: Any, what: str) -> Any:
     return value
 
 
+def preload_sdk() -> None:
+    """Import what the SDK loads lazily (resources, the aiohttp client), without a request:
+    the worker template calls this before forking, so no forked worker pays for it."""
+    with telnyx.Telnyx(api_key="preload", base_url="http://127.0.0.1:9", max_retries=0) as client:
+        _ = (client.calls.actions, client.telephony_credentials)
+    _ = telnyx.DefaultAioHttpClient
+
+
 class TelnyxAdapter(RecordActions, RecordingOperations):
     """Async Telnyx operations bounded by request deadlines, behind a circuit breaker.
 

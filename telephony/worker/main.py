@@ -44,6 +44,7 @@ from telephony.worker.breaker import breaker_from_settings
 from telephony.worker.claims import Claim, claim_request
 from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
+from telephony.worker.process import own_memory
 from telephony.worker.provider import RequestContext
 from telephony.worker.reconciler import reconcile_once
 from telephony.worker.recording_retention import recording_hygiene
@@ -324,6 +325,7 @@ class TelephonyWorker:
         """The record the supervisor and ``status()`` read."""
         host, pid = self.worker_id.rsplit(":", 1)
         breaker = self.adapter.breaker
+        mem = own_memory()
         return Heartbeat(
             id=self.worker_id,
             host=host,
@@ -336,7 +338,9 @@ class TelephonyWorker:
             dropped_late=self.stats.dropped_late,
             duplicates=self.stats.duplicates,
             in_flight=self.stats.in_flight,
-            rss_mb=round(self._process.memory_info().rss / 1048576, 1),
+            rss_mb=mem.rss_mb or round(self._process.memory_info().rss / 1048576, 1),
+            pss_mb=mem.pss_mb,
+            uss_mb=mem.uss_mb,
             last_error=self.stats.last_error,
             breaker=breaker.state,
             breaker_detail=breaker.snapshot(),

@@ -96,6 +96,8 @@ def put_supervisor(
         last_event=LastEvent(kind="worker_started", message="Worker started", at=ts),
         started_at=ts - 3_600_000,
         updated_at=ts,
+        template_pid=int(pid) + 1,  # its preloaded worker template, ready to fork
+        template_state="ready",
     )
     r = get_redis()
     # A minute to live, not the real 3 s: a loaded machine may take that long to reach the
@@ -124,6 +126,8 @@ def put_worker(
         failed=2,
         in_flight=1,
         rss_mb=88.4,
+        pss_mb=40.2,
+        uss_mb=21.7,
         last_error="timeout",
         breaker="closed",
         breaker_detail=BreakerDetail(failure_rate=0.05, calls=20),

@@ -61,8 +61,11 @@ def test_health_page__shows_a_supervisor_its_worker_and_its_events(admin_client)
     assert worker["pid"] == pid and worker["state"] == "serving"
     assert worker["supervisor_id"] == sup_id and worker["breaker"]["state"] == "closed"
     assert worker["beat_age_s"] < 1.0 and worker["rss_mb"] > 0
+    assert 0 < worker["uss_mb"] <= worker["pss_mb"] <= worker["rss_mb"]  # from smaps_rollup
     [record] = data["supervisors"]
     assert record["id"] == sup_id and record["state"] == "running" and record["restarts"] == 0
+    assert record["template"]["state"] == "ready" and record["template"]["pid"] > 0
+    assert "template ready" in html
     assert {"supervisor_started", "worker_started"} <= {e["kind"] for e in data["events"]}
     assert data["can_control"] is True
 
@@ -156,6 +159,8 @@ def test_health_json__covers_every_host_lost_supervisors_and_the_record(
     assert data["service"]["summary"] == "Serving with 2 of 4 workers."
     workers = {w["id"]: w for w in data["workers"]}
     assert workers["alpha:11"]["state"] == "serving"
+    mem = workers["alpha:11"]
+    assert (mem["rss_mb"], mem["pss_mb"], mem["uss_mb"]) == (88.4, 40.2, 21.7)
     assert workers["beta:21"]["state"] == "late"  # 12 s without a beat: late, not gone
     assert workers["alpha:13"]["state"] == "spare"  # idle: not among the 2 serving
     assert workers["alpha:12"]["state"] == "starting" and workers["alpha:12"]["handled"] is None

@@ -49,7 +49,8 @@ def test_heartbeat__round_trip_and_old_wire_dict() -> None:
     )
     assert beat.latency == LatencySummary(window=40, p50_ms=4.0, p99_ms=30.5, errors={"timeout": 1})
     assert (beat.spare, beat.serving, beat.handled) == (True, False, 42)
-    assert json.loads(beat.encode()) == OLD_HEARTBEAT  # same bytes' meaning for old readers
+    # Same meaning for old readers; newer fields are only added, with their defaults.
+    assert json.loads(beat.encode()) == {**OLD_HEARTBEAT, "pss_mb": 0.0, "uss_mb": 0.0}
     assert Heartbeat.decode(beat.encode()) == beat
     assert Heartbeat.decode(beat.encode().encode()) == beat  # bytes, as a raw client returns
 
@@ -86,7 +87,7 @@ def test_supervisor_record__round_trip_and_old_wire_dict() -> None:
         WorkerSummary(pid=101, worker_id="h1:101", started_at=1, role="spare", ready=True),
     )
     assert rec.last_event == LastEvent(kind="worker_started", message="Worker started", at=5)
-    assert json.loads(rec.encode()) == OLD_RECORD
+    assert json.loads(rec.encode()) == {**OLD_RECORD, "template_pid": 0, "template_state": ""}
     assert SupervisorRecord.decode(rec.encode()) == rec
     assert rec.lost().state == "lost" and rec.lost().desired == 2
 

@@ -146,7 +146,7 @@ export class HealthView {
           td(dash(w.handled), "th-num"),
           td(dash(w.failed), "th-num"),
           td(dash(w.in_flight), "th-num"),
-          td(mb(w.rss_mb), "th-num"),
+          td(mb(w.rss_mb) + " / " + mb(w.pss_mb) + " / " + mb(w.uss_mb), "th-num"),
           circuit,
           td(ms(lat && lat.p50_ms) + " / " + ms(lat && lat.p99_ms), "th-num"),
           td(dash(w.supervisor_id), "th-quiet"),
@@ -165,7 +165,19 @@ export class HealthView {
       supervisors.map((s) =>
         el("tr", { "data-supervisor-id": s.id }, [
           el("td", null, [el("strong", null, [dash(s.id)])]),
-          el("td", null, [badge(s.state, s.state)]),
+          el("td", null, [
+            badge(s.state, s.state),
+            s.template
+              ? el(
+                  "span",
+                  {
+                    class: "th-quiet",
+                    title: `the worker template new workers are forked from (pid ${dash(s.template.pid)})`,
+                  },
+                  [" template " + s.template.state],
+                )
+              : null,
+          ]),
           td(s.alive + " / " + s.desired, "th-num"),
           td(dash(s.restarts), "th-num"),
           td(dash(s.restarts_in_window), "th-num"),

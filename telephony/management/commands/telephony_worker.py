@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
@@ -21,20 +17,21 @@ class Command(BaseCommand):
             action="store_true",
             help="start fully loaded but idle; SIGUSR1 makes it take requests",
         )
+        parser.add_argument(
+            "--template",
+            action="store_true",
+            help="(started by the supervisor) preload, then fork workers on its orders",
+        )
+        parser.add_argument("--control-fd", type=int, default=None, help=None)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        if os.environ.get("TELEPHONY_TEST_CRASH_AT_START"):
-            # Test knob for the supervisor's restart-intensity tests.
-            sys.stderr.write(
-                "[Telephony Worker] crashing at start (TELEPHONY_TEST_CRASH_AT_START)\n"
-            )
-            sys.exit(3)
-        from telephony.worker.main import TelephonyWorker
+        if opts["template"]:
+            if opts["control_fd"] is None:
+                raise CommandError("--template needs --control-fd (the supervisor passes it)")
+            from telephony.worker.template import serve
 
-        asyncio.run(TelephonyWorker(concurrency=opts["concurrency"], spare=opts["spare"]).run())
-        # Everything is drained and closed: skip the interpreter's slow teardown of the
-        # Telnyx SDK's thousands of modules (0.5-1.5 s on every worker exit).
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+            serve(opts["control_fd"])
+            return
+        from telephony.worker.process import run_worker
+
+        run_worker(concurrency=opts["concurrency"], spare=opts["spare"])
