@@ -29,7 +29,7 @@ from typing import Any
 from bench.common import free_port
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.sandbox.control import SandboxProcess
-from telephony.procutil import TEMPLATE_NAME, die_with_parent
+from telephony.procutil import TEMPLATE_NAME, comm, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -106,13 +106,6 @@ def all_procs() -> list[ProcInfo]:
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
-
-
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
 

@@ -97,3 +97,13 @@ def host_id() -> str:
     from django.conf import settings
 
     return str(getattr(settings, "TELEPHONY_HOST_ID", "") or socket.gethostname())
+
+
+def comm(pid: int) -> str:
+    """A process's name as /proc/<pid>/comm has it ("" when it is gone): how the worker
+    template (``TEMPLATE_NAME``) is told from its forks, whose argv still says --template."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""

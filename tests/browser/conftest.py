@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from devserver.sandbox.control import SandboxControl
-from telephony.procutil import pid_alive
+from telephony.procutil import TEMPLATE_NAME, comm, pid_alive
 from tests.helpers import ROOT, ProcessTracker, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -119,14 +119,15 @@ class Product:
             return False
 
     def telephony_pids(self) -> tuple[list[int], list[int]]:
-        """(supervisor pids, worker pids) below the serve process, read from /proc."""
+        """(supervisor pids, worker pids) below the serve process, read from /proc (the
+        worker template, which serves nothing, is neither)."""
         supervisors, workers = [], []
         for pid in descendants(self.proc.pid):
             argv = cmdline(pid)
             if "telephony_supervisor" in argv:
                 supervisors.append(pid)
-            elif "telephony_worker" in argv:
-                workers.append(pid)
+            elif "telephony_worker" in argv and comm(pid) != TEMPLATE_NAME:
+                workers.append(pid)  # not the template the workers are forked from
         return supervisors, workers
 
     def stop_telephony(self) -> None:
