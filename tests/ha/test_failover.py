@@ -29,8 +29,14 @@ def test_failover__kill_the_master_under_load_keeps_every_promise(tmp_path: Path
     assert report["processes_restarted"] == 0
     assert report["pids"]["before"] == report["pids"]["after"]
     assert report["back_to_ready_after_kill_s"] is not None  # ready again, by itself
-    for answer in report["failed_by_answer"]:  # only clean 503s (and a dropped WebSocket)
-        assert answer.startswith("ws ") or " 503" in answer, report["failed_by_answer"]
+    # Clean 503s, a dropped WebSocket, and 504 worker_timeout: a request written to the old
+    # master and lost with it is never run (at most once), so its caller waits out its
+    # deadline (docs/ARCHITECTURE.md, "At most once across a Redis failover"). Never a 500,
+    # never longer than the deadline; its row still settles (calls_non_terminal above).
+    for answer in report["failed_by_answer"]:
+        lost_with_master = answer.endswith("504 worker_timeout")
+        clean = answer.startswith("ws ") or " 503" in answer or lost_with_master
+        assert clean, report["failed_by_answer"]
     assert set(report["web_503_reasons"]) <= {"redis_unreachable", "no_worker", "reply_lost"}
     assert report["calls"] > 0 and report["requests_after_kill"] > 0
     assert run.returncode == 0, text
