@@ -389,7 +389,10 @@ async def test_hygiene__worker_deletes_expired_once_per_interval(
     assert {in_use["id"], untagged_expired["id"]} <= remote_ids(telnyx)
     row = await Credential.objects.aget(telnyx_id=expired["id"])
     assert row.deleted_reason == "expired" and row.deleted_at is not None
-    event = await ServiceEvent.objects.filter(kind="credentials_cleaned").afirst()
+    # The pass writes its event after the deletions: wait for it, not just for the deletion.
+    events = ServiceEvent.objects.filter(kind="credentials_cleaned")
+    assert await asyncio.to_thread(wait_for, events.exists, timeout=10)
+    event = await events.afirst()
     assert event is not None and event.data["deleted"] == [expired["id"]]
     ttl = get_redis().pttl(Keys.hygiene_due())
     assert 3_500_000 < ttl <= 3_600_000  # the next pass is an hour away
