@@ -266,8 +266,12 @@ class TelnyxAdapter(RecordActions, RecordingOperations):
                 credential_id, extra_headers=ctx.headers(), timeout=timeout
             )
 
+        return await self._delete(ctx, "credential.delete", go)
+
+    async def _delete(self, ctx: RequestContext, op: str, go: Any) -> bool:
+        """Run a DELETE: True if it deleted now, False if Telnyx says it was already gone."""
         try:
-            await self._call(ctx, "credential.delete", go, idempotent=True)
+            await self._call(ctx, op, go, idempotent=True)
         except exc.ProviderRejected as e:
             if e.reason == "provider_not_found":
                 return False

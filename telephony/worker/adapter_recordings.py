@@ -34,6 +34,8 @@ class RecordingOperations:
             idempotent: bool,
         ) -> T: ...
 
+        async def _delete(self, ctx: RequestContext, op: str, go: Any) -> bool: ...
+
     async def get_recording(self, ctx: RequestContext, recording_id: str) -> RecordingInfo:
         """One recording with fresh ``download_urls``; ``ProviderRejected`` with reason
         ``provider_not_found`` when Telnyx no longer has it."""
@@ -73,13 +75,7 @@ class RecordingOperations:
                 recording_id, extra_headers=ctx.headers(), timeout=timeout
             )
 
-        try:
-            await self._call(ctx, "recording.delete", go, idempotent=True)
-        except exc.ProviderRejected as e:
-            if e.reason == "provider_not_found":
-                return False
-            raise
-        return True
+        return await self._delete(ctx, "recording.delete", go)
 
 
 def recording_info(data: Any) -> RecordingInfo:
