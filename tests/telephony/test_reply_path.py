@@ -70,7 +70,8 @@ async def test_reply_path__no_reply_by_the_deadline_is_a_timeout(ready: None) ->
         await TelephonyService().arequest("health.ping", {"n": 1}, timeout=0.4)
     elapsed = time.monotonic() - started
     assert raised.value.code == "worker_timeout"
-    assert 0.35 <= elapsed < 1.5, elapsed
+    # The caller gives up ANSWER_MARGIN before the deadline, so its 504 is in time.
+    assert 0.4 - ANSWER_MARGIN - 0.05 <= elapsed < 1.5, elapsed
 
 
 async def test_pop_reply__waits_longer_than_one_block_in_several_pops(
