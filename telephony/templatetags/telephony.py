@@ -14,20 +14,28 @@ cached reading (``get_telephony_service().status()``): no worker round trip.
 The CSS and JS come with the first ``call_button`` of a request (or of a render, without
 a request), unless ``{% telephony_assets %}`` already included them; the script is also
 safe to load twice. See docs/FRONTEND.md.
+
+A page of buttons is cheap: what its buttons share (URLs, the state, the CSRF cookie) is
+worked out once per request, each number is parsed once per process, and a button's
+markup, a pure function of its variables, is rendered once and then looked up
+(bounded caches; docs/BENCHMARKS.md has the figures).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any
+from functools import lru_cache
+from types import NoneType
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import phonenumbers
 from django import template
 from django.conf import settings
 from django.middleware.csrf import get_token
-from django.template.loader import render_to_string
+from django.template import Context
+from django.template import Template as DjangoTemplate
+from django.template.loader import get_template
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html
@@ -48,7 +56,10 @@ SDK_PATH = "vendor/telnyx-webrtc/2.27.10/bundle.mjs"
 UNAVAILABLE_TEXT = "Calls unavailable"
 # Marks, on the request (or the render context), that the CSS/JS tags were written.
 ASSETS_FLAG = "_telephony_assets_included"
-STATE_KEY = "_telephony_state"
+PAGE_KEY = "_telephony_page"
+# Numbers parsed, and buttons rendered, kept per process (a few MB at most).
+NUMBER_CACHE_SIZE = 4096
+HTML_CACHE_SIZE = 2048
 # Separators people type in numbers; "+1 (202) 555-0143" is accepted as +12025550143.
 _SEPARATORS = str.maketrans("", "", " -.()/\u00a0")
 
@@ -67,8 +78,7 @@ HINTS = {
 }
 
 
-@dataclass
-class Button:
+class Button(NamedTuple):
     """What the template needs for one button (``available`` false: the fallback)."""
 
     available: bool
@@ -90,6 +100,17 @@ class Button:
     assets: str = ""
 
 
+class Page(NamedTuple):
+    """What a request's buttons share, worked out once; hashable, a key of the cache."""
+
+    base: Button  # the page's URLs and settings, nothing of any one number
+    template: Any  # the button template (a host app's override, if any): see _template
+    authenticated: bool
+    available: bool | None  # None: the state could not be read
+    login_url: str
+    countries: tuple[str, ...]  # TELEPHONY_ALLOWED_COUNTRIES
+
+
 def mask_number(raw: object) -> str:
     """The number for logs: country code and last two digits only (``+12*******43``)."""
     try:
@@ -101,17 +122,42 @@ def mask_number(raw: object) -> str:
     return text[:3] + "*" * (len(text) - 5) + text[-2:]
 
 
-def normalize_number(raw: object) -> str:
-    """E.164 for the API, or ``InvalidNumber``/``DestinationNotAllowed``."""
+@lru_cache(maxsize=NUMBER_CACHE_SIZE)
+def _checked(text: str, allowed_countries: tuple[str, ...]) -> tuple[str, str, str]:
+    """``(reason, e164, display)`` for a typed number; ``reason`` empty when it may be
+    called. Cached: a CRM page shows the same numbers render after render, and parsing
+    is most of a button's cost (docs/BENCHMARKS.md)."""
+    try:
+        number = validate_destination(
+            text.translate(_SEPARATORS), allowed_countries=allowed_countries
+        )
+    except InvalidNumber:
+        return INVALID, "", ""
+    except DestinationNotAllowed:
+        return NOT_ALLOWED, "", ""
+    return "", number, _display(number)
+
+
+def check_number(raw: object, countries: tuple[str, ...]) -> tuple[str, str, str]:
+    """``(reason, e164, display)`` for what a template passed as the number."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = f"+{raw}"
     if not isinstance(raw, str):
+        return INVALID, "", ""
+    return _checked(str.__str__(raw), countries)
+
+
+def normalize_number(raw: object) -> str:
+    """E.164 for the API, or ``InvalidNumber``/``DestinationNotAllowed``."""
+    reason, number, _ = check_number(raw, tuple(settings.TELEPHONY_ALLOWED_COUNTRIES))
+    if reason == INVALID:
         raise InvalidNumber()
-    return validate_destination(
-        raw.translate(_SEPARATORS), allowed_countries=settings.TELEPHONY_ALLOWED_COUNTRIES
-    )
+    if reason == NOT_ALLOWED:
+        raise DestinationNotAllowed()
+    return number
 
 
+@lru_cache(maxsize=NUMBER_CACHE_SIZE)
 def _display(number: str) -> str:
     return phonenumbers.format_number(
         phonenumbers.parse(number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
@@ -155,14 +201,6 @@ def _user_is_authenticated(context: template.Context) -> bool:
     return bool(getattr(user, "is_authenticated", False))
 
 
-def _service_available(context: template.Context) -> bool:
-    """One state reading per render, however many buttons the page has."""
-    cached = context.render_context.get(STATE_KEY)
-    if cached is None:
-        cached = context.render_context[STATE_KEY] = get_telephony_service().status().available
-    return bool(cached)
-
-
 def _login_url(context: template.Context) -> str:
     request = context.get("request")
     url = str(settings.LOGIN_URL)
@@ -171,52 +209,125 @@ def _login_url(context: template.Context) -> str:
     return url
 
 
-def _build(context: template.Context, number: object, label: object, name: object) -> Button:
-    button = Button(available=False, label=str(label or "Call"))
-    button.call_url = reverse("telephony:call")
-    button.status_url = reverse("telephony:status")
-    button.csrf_cookie = str(settings.CSRF_COOKIE_NAME)
-    button.credential_url = reverse("telephony:credential")
-    button.sdk_url = _sdk_url()
-    button.rtc_host = str(getattr(settings, "TELEPHONY_RTC_HOST", "") or "")
-    button.recording = recording_policy()
-    try:
-        button.number = normalize_number(number)
-    except InvalidNumber:
-        logger.warning("[Telephony Tag] call_button: not a valid number %s", mask_number(number))
-        button.reason, button.hint = INVALID, HINTS[INVALID]
-        return button
-    except DestinationNotAllowed:
-        logger.warning(
-            "[Telephony Tag] call_button: destination %s not allowed", mask_number(number)
+def _page(context: template.Context, number: object) -> Page:
+    """What a request's (or, without one, a render's) buttons share, worked out by its
+    first button: one state reading, one CSRF cookie, three ``reverse()``, however many
+    buttons the page has. ``number`` only names the first button in a log line."""
+    request = context.get("request")
+    holder = context.render_context if request is None else request.__dict__
+    page: Page | None = holder.get(PAGE_KEY)
+    if page is not None:
+        return page
+    base = Button(
+        available=False,
+        call_url=reverse("telephony:call"),
+        status_url=reverse("telephony:status"),
+        csrf_cookie=str(settings.CSRF_COOKIE_NAME),
+        credential_url=reverse("telephony:credential"),
+        sdk_url=_sdk_url(),
+        rtc_host=str(getattr(settings, "TELEPHONY_RTC_HOST", "") or ""),
+        recording=recording_policy(),
+    )
+    authenticated = _user_is_authenticated(context)
+    available: bool | None = False
+    login_url = ""
+    if authenticated:
+        if request is not None:
+            get_token(request)  # makes sure the csrftoken cookie the JS sends back is set
+        try:
+            available = bool(get_telephony_service().status().available)
+        except Exception:
+            logger.exception(
+                "[Telephony Tag] call_button: state read failed for %s", mask_number(number)
+            )
+            available = None
+    else:
+        login_url = _login_url(context)
+    page = Page(
+        base,
+        _template(),
+        authenticated,
+        available,
+        login_url,
+        tuple(settings.TELEPHONY_ALLOWED_COUNTRIES),
+    )
+    holder[PAGE_KEY] = page
+    return page
+
+
+def _template() -> Any:
+    """The button template: the engine's own cached ``Template`` for a Django template
+    (the same object render after render, until a reload replaces it), else the backend's."""
+    wrapper = get_template(TEMPLATE)
+    inner = getattr(wrapper, "template", None)
+    return inner if isinstance(inner, DjangoTemplate) else wrapper
+
+
+def _button(page: Page, number: object, label: object, name: object, assets: str) -> Button:
+    reason, e164, display = check_number(number, page.countries)
+    if reason:
+        return page.base._replace(
+            label=str(label or "Call"), reason=reason, hint=HINTS[reason], assets=assets
         )
-        button.reason, button.hint = NOT_ALLOWED, HINTS[NOT_ALLOWED]
-        return button
-    button.display = _display(button.number)
     # The accessible name starts with the visible label (WCAG 2.5.3) and names the number.
     if label:
-        button.aria_label = f"{label}, {button.display}"
+        aria_label = f"{label}, {display}"
     elif name:
-        button.aria_label = f"Call {name}, {button.display}"
+        aria_label = f"Call {name}, {display}"
     else:
-        button.aria_label = f"Call {button.display}"
-    if not _user_is_authenticated(context):
-        button.reason, button.hint, button.hint_url = LOGIN, HINTS[LOGIN], _login_url(context)
-        return button
-    request = context.get("request")
-    if request is not None:
-        get_token(request)  # makes sure the csrftoken cookie the JS sends back is set
-    try:
-        button.available = _service_available(context)
-    except Exception:
-        logger.exception(
-            "[Telephony Tag] call_button: state read failed for %s", mask_number(number)
-        )
-        button.reason = ERROR
-        return button
-    if not button.available:
-        button.reason = SERVICE
-    return button
+        aria_label = f"Call {display}"
+    hint = hint_url = ""
+    if not page.authenticated:
+        reason, hint, hint_url = LOGIN, HINTS[LOGIN], page.login_url
+    elif page.available is None:
+        reason = ERROR
+    elif not page.available:
+        reason = SERVICE
+    return page.base._replace(
+        available=not reason,
+        reason=reason,
+        number=e164,
+        display=display,
+        label=str(label or "Call"),
+        aria_label=aria_label,
+        hint=hint,
+        hint_url=hint_url,
+        assets=assets,
+    )
+
+
+def _html(
+    page: Page, number: object, label: object, name: object, assets: str
+) -> tuple[SafeString, str]:
+    """One button's markup, and why it is not offered (``reason``, empty if it is)."""
+    button = _button(page, number, label, name, assets)
+    variables = {**button._asdict(), "unavailable_text": UNAVAILABLE_TEXT}
+    if isinstance(page.template, DjangoTemplate):  # as the Django backend renders it
+        html = page.template.render(Context(variables, autoescape=page.template.engine.autoescape))
+    else:
+        html = page.template.render(variables)
+    return mark_safe(html), button.reason  # noqa: S308 - rendered by an autoescaping engine
+
+
+# The markup is a pure function of the page and the tag's arguments: a page rendered again
+# (the same contacts, the same state) costs one lookup per button.
+_cached_html = lru_cache(maxsize=HTML_CACHE_SIZE)(_html)
+_PLAIN = (str, NoneType)
+
+
+def _markup(
+    page: Page, number: object, label: object, name: object, assets: str
+) -> tuple[SafeString, str]:
+    if (
+        type(number) in (str, int)
+        and type(label) in _PLAIN
+        and type(name) in _PLAIN
+        and isinstance(page.template, DjangoTemplate)
+    ):
+        return _cached_html(page, number, label, name, assets)
+    # A SafeString or a lazy string may be escaped unlike an equal plain one, and another
+    # engine's template object is not the same one twice: never from, nor into, the cache.
+    return _html(page, number, label, name, assets)
 
 
 def _fallback_html(assets: str = "") -> SafeString:
@@ -249,23 +360,16 @@ def call_button(
                 "[Telephony Tag] call_button: ignoring unknown argument(s) %s",
                 ", ".join(sorted(unknown)),
             )
-        button = _build(context, number, label, name)
+        html, reason = _markup(_page(context, number), number, label, name, assets)
+        if reason in (INVALID, NOT_ALLOWED):
+            logger.warning(
+                "[Telephony Tag] call_button: %s %s",
+                "not a valid number" if reason == INVALID else "destination not allowed",
+                mask_number(number),
+            )
+        return html
     except Exception:
         logger.exception("[Telephony Tag] call_button failed for %s", mask_number(number))
-        button = Button(available=False, reason=ERROR)
-    button.assets = assets
-    try:
-        return mark_safe(  # noqa: S308 - rendered by the autoescaping template engine
-            render_to_string(
-                TEMPLATE,
-                {**asdict(button), "unavailable_text": UNAVAILABLE_TEXT},
-                request=None,
-            )
-        )
-    except Exception:
-        logger.exception(
-            "[Telephony Tag] call_button: template %s failed for %s", TEMPLATE, mask_number(number)
-        )
         return _fallback_html(assets)
 
 

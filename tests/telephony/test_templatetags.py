@@ -17,8 +17,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.staticfiles import finders
 from django.template import Context, Template
 from django.test import Client, RequestFactory
+from django.utils.safestring import mark_safe
 
-from telephony.connections import reset_clients
+from telephony.connections import get_redis, reset_clients
+from telephony.keys import Keys
 from telephony.state import state_cache
 from telephony.templatetags import telephony as tags
 from tests.telephony.conftest import fake_ready_worker
@@ -215,10 +217,11 @@ def test_call_button__a_bug_inside_is_logged_and_renders_the_fallback(monkeypatc
 def test_call_button__a_broken_template_still_renders_the_fallback(monkeypatch, caplog) -> None:
     fake_ready_worker()
 
-    def broken(*args, **kwargs):
-        raise ValueError("template override is broken")
+    class Broken:
+        def render(self, *args, **kwargs):
+            raise ValueError("template override is broken")
 
-    monkeypatch.setattr(tags, "render_to_string", broken)
+    monkeypatch.setattr(tags, "get_template", lambda name: Broken())
     with caplog.at_level(logging.ERROR, logger="telephony"):
         html = render("{% call_button number %}", number=ADA)
     assert '<span class="tel-unavailable">Calls unavailable</span>' in html and ASSETS in html
@@ -267,6 +270,47 @@ def test_call_button__ignores_unknown_arguments(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="telephony"):
         html = render('{% call_button a colour="red" %}', a=ADA)
     assert "<button" in html and "colour" in caplog.text
+
+
+def test_call_button__a_page_reads_the_state_once_and_a_render_after_a_change_shows_it(
+    monkeypatch,
+) -> None:
+    fake_ready_worker()
+    service = tags.get_telephony_service()
+    reads = []
+    real = service.status
+    monkeypatch.setattr(service, "status", lambda: reads.append(1) or real())
+    numbers = [f"+1202555{n:04d}" for n in range(50)]
+    page = "{% for n in numbers %}{% call_button n %}{% endfor %}"
+    assert render(page, numbers=numbers).count("<button") == 50
+    assert len(reads) == 1
+    # The same page again, cached markup and all, after the service went away.
+    get_redis().delete(Keys.workers())
+    html = render(page, numbers=numbers)
+    assert "<button" not in html and html.count('data-tel-reason="service"') == 50
+
+
+def test_call_button__a_safe_label_and_an_equal_plain_one_are_never_confused() -> None:
+    fake_ready_worker()
+    for _ in range(2):  # either may be cached first
+        plain = render("{% call_button n label=l %}", n=ADA, l="<b>Ada</b>")
+        safe = render("{% call_button n label=l %}", n=ADA, l=mark_safe("<b>Ada</b>"))
+        assert '<span class="tel-call__label">&lt;b&gt;Ada&lt;/b&gt;</span>' in plain
+        assert '<span class="tel-call__label"><b>Ada</b></span>' in safe
+
+
+def test_call_button__an_overridden_template_is_used_after_a_cached_render(
+    settings, tmp_path
+) -> None:
+    fake_ready_worker()
+    assert "<button" in render("{% call_button n %}", n=ADA)
+    (tmp_path / "telephony").mkdir()
+    (tmp_path / "telephony" / "call_button.html").write_text(
+        '<a class="host-call" href="tel:{{ number }}">{{ label }}</a>'
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    html = render("{% call_button n %}", n=ADA)
+    assert '<a class="host-call" href="tel:+12025550143">Call</a>' in html
 
 
 def test_telephony_status__says_the_state_and_never_raises(monkeypatch) -> None:
