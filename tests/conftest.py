@@ -70,6 +70,21 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
         )
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """/usr/bin/chromium; without it the browser tests fail, saying how to install it."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium is missing ({CHROMIUM}): run `make tools` as root, "
+            "or sudo apt-get install -y chromium",
+            pytrace=False,
+        )
+    return str(CHROMIUM)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of the Redis the tests use: ``REDIS_URL`` if set, else an embedded server."""

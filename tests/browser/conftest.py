@@ -34,7 +34,6 @@ from devserver.sandbox.control import SandboxControl
 from telephony.procutil import TEMPLATE_NAME, comm, pid_alive
 from tests.helpers import ROOT, ProcessTracker, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -55,18 +54,6 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 HEARTBEAT_TIMEOUT = "1"
 
 
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    """/usr/bin/chromium; without it the browser tests fail, saying how to install it."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium is missing ({CHROMIUM}): run `make tools` as root, "
-            "or sudo apt-get install -y chromium",
-            pytrace=False,
-        )
-    return str(CHROMIUM)
-
-
 @pytest.fixture(scope="module")
 def chromium_extra_args() -> list[str]:
     """More Chromium switches for one module (override it there), e.g. a microphone file."""
@@ -77,7 +64,8 @@ def chromium_extra_args() -> list[str]:
 def browser(chromium_path: str, chromium_extra_args: list[str]) -> Iterator[Any]:
     """One headless Chromium per module. Not per session: Playwright's sync API keeps an
     event loop running in this thread, which would break every async test after it."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium_path,

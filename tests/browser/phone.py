@@ -33,6 +33,26 @@ def wait_for(fn: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+# Below -60 dBFS over the last second: silence to a listener. Not exactly 0: the Opus
+# decoder may leave a trace of the last words, or comfort noise, in a muted stream.
+SILENCE_RMS = 0.001
+
+
+def wait_silent(heard: Callable[[], dict[str, Any]], what: str, timeout: float = 15.0) -> None:
+    """Wait until ``heard()`` (a meter report) is silence; fail saying what it last was."""
+    report: dict[str, Any] = {}
+
+    def silent() -> bool:
+        nonlocal report
+        report = heard()
+        return bool(report["rms"] < SILENCE_RMS)
+
+    try:
+        wait_for(silent, what, timeout)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what}; last meter: {report}") from None
+
+
 class Sandbox:
     """The sandbox's REST API, called as a worker would, and its WebRTC introspection."""
 

@@ -13,10 +13,9 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import Product, login, screenshot, script_errors
-
-expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 

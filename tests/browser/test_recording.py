@@ -19,12 +19,11 @@ import sys
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import Product, login, login_agent, script_errors, serve_env
 from tests.browser.phone import Sandbox, wait_for, wait_softphone_ready
 from tests.helpers import ROOT
-
-expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import (
-    CHROMIUM,
     CHROMIUM_ARGS,
     FAKE_MEDIA_DEVICE,
     Product,
@@ -40,10 +40,9 @@ from tests.browser.phone import (
     client_state,
     softphone_state,
     wait_for,
+    wait_silent,
     wait_softphone_ready,
 )
-
-expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -109,7 +108,7 @@ def test_softphone__answers_its_agent_leg_plays_the_customer_and_controls_the_ca
     expect(controls.get_by_role("button", name="Unmute microphone")).to_have_attribute(
         "aria-pressed", "true"
     )
-    wait_for(lambda: sandbox.leg(agent)["customer_hears"]["rms"] == 0, "silence after mute", 10)
+    wait_silent(lambda: sandbox.customer_hears(agent), "silence after mute", 10)
 
     # Hold and resume.
     controls.get_by_role("button", name="Hold call").click()
@@ -291,10 +290,10 @@ def test_softphone__a_failed_login_shows_one_line(page: Any, product: Product) -
 
 
 @pytest.fixture
-def denying_page(browser: Any, product: Product) -> Iterator[Any]:
+def denying_page(browser: Any, product: Product, chromium_path: str) -> Iterator[Any]:
     """A Chromium whose microphone prompt is refused (no fake UI to accept it)."""
     other = browser.browser_type.launch(
-        executable_path=str(CHROMIUM),
+        executable_path=chromium_path,
         args=[*CHROMIUM_ARGS, FAKE_MEDIA_DEVICE],
         headless=True,
     )

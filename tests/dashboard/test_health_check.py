@@ -7,13 +7,10 @@ from http import HTTPStatus
 
 import pytest
 
+from dashboard.ops.health_checks import TelephonyHealthCheck
 from telephony.protocol import STOPPED
 from telephony.state import state_cache
 from telephony.supervisor.store import SupervisorStore
-
-pytest.importorskip("health_check", reason="pip install django-health-check")
-
-from dashboard.ops.health_checks import TelephonyHealthCheck
 from tests.dashboard.conftest import put_supervisor, put_worker
 
 CHECK = "TelephonyHealthCheck()"

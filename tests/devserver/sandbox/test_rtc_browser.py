@@ -30,7 +30,6 @@ from .rtc_client import Api, until
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 BUNDLE = ROOT / "static" / "vendor" / "telnyx-webrtc" / "2.27.10" / "bundle.js"
 PAGE = Path(__file__).with_name("rtc_page") / "index.html"
 AGENT_HZ, CUSTOMER_HZ = 600.0, 1000.0
@@ -73,11 +72,10 @@ async def page_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def chromium_page(tmp_path: Path) -> AsyncIterator[Any]:
+async def chromium_page(tmp_path: Path, chromium_path: str) -> AsyncIterator[Any]:
     """A Chromium page whose microphone plays 600 Hz; the browser is closed afterwards."""
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    async_api = pytest.importorskip("playwright.async_api")
+    from playwright import async_api
+
     wav = tone_wav(tmp_path / "agent.wav", AGENT_HZ)
     args = [
         "--headless",
@@ -91,7 +89,7 @@ async def chromium_page(tmp_path: Path) -> AsyncIterator[Any]:
         f"--use-file-for-fake-audio-capture={wav}",
     ]
     async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=args)
         ours = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name()]
         try:
             context = await browser.new_context()
