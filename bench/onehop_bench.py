@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -246,7 +247,7 @@ def main() -> None:
             spy = profile(worker.pid, 30, args.profile) if args.profile else None
             result["product"] = asyncio.run(product(worker.pid, args.n))
             if spy is not None:
-                spy.terminate()
+                spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 spy.wait(timeout=30)
             result["redis_echo"] = asyncio.run(redis_echo(echo.pid, env.redis_url, args.n))
             if not args.no_celery:

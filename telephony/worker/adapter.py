@@ -193,7 +193,8 @@ class TelnyxAdapter(RecordActions, RecordingOperations):
                 raise exc.CircuitOpen()
             started = time.monotonic()
             try:
-                result = await asyncio.wait_for(fn(budget), timeout=budget)
+                async with asyncio.timeout(budget):  # no extra task, unlike wait_for
+                    result = await fn(budget)
             except Exception as e:  # every failure is mapped; nothing escapes unmapped
                 err = map_error(e)
                 self.breaker.record(
