@@ -223,12 +223,27 @@ class TelephonyCollector(Collector):
         rss = GaugeMetricFamily(
             "telephony_worker_rss_bytes", "Resident memory of each worker.", labels=["worker"]
         )
+        # A worker forked from the template shares most of its pages: PSS splits them
+        # between the sharers, USS is what the worker alone holds (what its exit frees).
+        pss = GaugeMetricFamily(
+            "telephony_worker_pss_bytes",
+            "Proportional set size of each worker (shared pages split between sharers).",
+            labels=["worker"],
+        )
+        uss = GaugeMetricFamily(
+            "telephony_worker_uss_bytes",
+            "Unique set size of each worker (pages only it maps).",
+            labels=["worker"],
+        )
         for w in workers:
             for name in BREAKER_STATES:
                 breaker.add_metric([w.id, name], 1.0 if w.breaker == name else 0.0)
             failure.add_metric([w.id], w.breaker_detail.failure_rate)
             in_flight.add_metric([w.id], float(w.in_flight))
             rss.add_metric([w.id], w.rss_mb * 1048576)
+            if w.pss_mb:  # 0: not measured (no /proc/<pid>/smaps_rollup)
+                pss.add_metric([w.id], w.pss_mb * 1048576)
+                uss.add_metric([w.id], w.uss_mb * 1048576)
         forced = GaugeMetricFamily(
             "telephony_breaker_forced",
             "1 when an operator forced the provider circuit into this state.",
@@ -237,7 +252,7 @@ class TelephonyCollector(Collector):
         mode = read_forced_breaker()
         for name in ("open", "closed"):
             forced.add_metric([name], 1.0 if mode == name else 0.0)
-        yield from (breaker, failure, in_flight, rss, forced)
+        yield from (breaker, failure, in_flight, rss, pss, uss, forced)
 
     def _database(self) -> Iterator[Any]:
         calls = GaugeMetricFamily(

@@ -105,6 +105,8 @@ def test_metrics__series_from_redis_records_and_the_database(
     assert value(s, "telephony_breaker_state", worker="alpha:11", state="closed") == 1
     assert value(s, "telephony_breaker_forced", state="closed") == 1
     assert value(s, "telephony_worker_rss_bytes", worker="alpha:11") == 88.4 * 1048576
+    assert value(s, "telephony_worker_pss_bytes", worker="alpha:11") == 40.2 * 1048576
+    assert value(s, "telephony_worker_uss_bytes", worker="alpha:11") == 21.7 * 1048576
     assert value(s, "telephony_calls", status="completed") == 2
     assert value(s, "telephony_calls", status="failed") == 1
     assert value(s, "telephony_calls", status="queued") == 0
