@@ -13,11 +13,17 @@ Guarantee and limits: docs/ARCHITECTURE.md, "At most once across a Redis failove
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 
 from telephony.connections import get_async_redis
 from telephony.keys import Keys
+
+# A replica whose last acknowledgement is older than this (INFO's ``lag``, seconds; they
+# acknowledge every second) would not confirm a claim within TELEPHONY_CLAIM_WAIT_MS.
+REPLICA_LAG_LIMIT_S = 2
 
 
 class Claim(enum.Enum):
@@ -28,7 +34,7 @@ class Claim(enum.Enum):
 
 async def claim_request(request_id: str, owner: str, *, ttl_ms: int) -> Claim:
     """Claim ``request_id`` for ``owner``. Raises ``redis.RedisError`` / ``OSError``."""
-    replicas = int(settings.TELEPHONY_CLAIM_REPLICAS)
+    replicas = required_replicas()
     pipe = get_async_redis().pipeline(transaction=False)
     pipe.set(Keys.claim(request_id), owner, nx=True, px=ttl_ms)
     if replicas > 0:
@@ -39,3 +45,24 @@ async def claim_request(request_id: str, owner: str, *, ttl_ms: int) -> Claim:
     if replicas > 0 and int(results[1]) < replicas:
         return Claim.UNREPLICATED
     return Claim.OURS
+
+
+def required_replicas() -> int:
+    """How many replicas must confirm a claim (``TELEPHONY_CLAIM_REPLICAS``; 0: none)."""
+    return int(settings.TELEPHONY_CLAIM_REPLICAS)
+
+
+def replicas_online(info: Mapping[str, Any]) -> int:
+    """The replicas able to confirm a claim now, from the master's ``INFO replication``
+    (as redis-py parses it: ``slave0`` ... as dicts): online and acknowledging."""
+    online = 0
+    for key, value in info.items():
+        if not (key.startswith("slave") and key[5:].isdigit() and isinstance(value, Mapping)):
+            continue
+        try:
+            lag = int(value.get("lag", REPLICA_LAG_LIMIT_S + 1))
+        except (TypeError, ValueError):
+            continue
+        if value.get("state") == "online" and lag <= REPLICA_LAG_LIMIT_S:
+            online += 1
+    return online

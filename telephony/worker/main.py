@@ -41,7 +41,7 @@ from telephony.protocol import CHANNEL, FIRE_AND_FORGET, Heartbeat, Reply, Reque
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
-from telephony.worker.claims import Claim, claim_request
+from telephony.worker.claims import Claim, claim_request, replicas_online, required_replicas
 from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
 from telephony.worker.process import own_memory
@@ -107,6 +107,10 @@ class TelephonyWorker:
         self.supervisor_id = os.environ.get("TELEPHONY_SUPERVISOR_ID", "")
         self.draining = False
         self.spare = spare
+        # Claims: replicas online at the last beat (None: not asked yet, or none needed),
+        # and whether a claim was refused since (both make the heartbeat's claims_ok).
+        self._replicas_online: int | None = None
+        self._claim_refused = False
         self._promoted = asyncio.Event()
         self._stop = asyncio.Event()
         self._closing = False
@@ -266,6 +270,7 @@ class TelephonyWorker:
             )
             return
         if claim is Claim.UNREPLICATED:  # a failover could lose the claim: do not run it
+            self._claim_refused = True
             logger.warning(
                 "[Telephony Worker] request_id=%s op=%s refused: no replica confirmed the claim",
                 rid,
@@ -348,7 +353,17 @@ class TelephonyWorker:
             concurrency=self.concurrency,
             draining=self.draining,
             spare=self.spare,
+            claims_ok=self.claims_ok(),
         )
+
+    def claims_ok(self) -> bool:
+        """Its claims can be confirmed: enough replicas were online at the last beat and
+        none was refused since. Until the first reading, a refusal alone decides."""
+        needed = required_replicas()
+        if needed == 0:
+            return True
+        online = self._replicas_online
+        return not self._claim_refused and (online is None or online >= needed)
 
     async def _beat(self) -> None:
         r = get_async_redis()
@@ -358,6 +373,9 @@ class TelephonyWorker:
         pipe.zadd(Keys.workers(), {self.worker_id: now_ms()})
         pipe.zremrangebyscore(Keys.workers(), "-inf", now_ms() - 3_600_000)
         pipe.get(Keys.breaker_forced())
+        asks_replicas = required_replicas() > 0
+        if asks_replicas:  # read for the next beat (the record above is already written)
+            pipe.info("replication")
         pending = self.stats.take_pending()
         self._queue_metrics(pipe, pending)
         try:
@@ -367,6 +385,9 @@ class TelephonyWorker:
             raise
         forced = results[3]
         self.adapter.breaker.forced = forced if forced in ("open", "closed") else None
+        if asks_replicas:
+            self._replicas_online = replicas_online(results[4])
+            self._claim_refused = False  # this beat reported it: the reading decides now
 
     @staticmethod
     def _queue_metrics(pipe: Any, pending: Pending) -> None:
