@@ -129,37 +129,44 @@ def onehop_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
 PROFILE = """\
 ### Where the worker's CPU goes, and why targets are missed
 
-Reproduce: `make bench-deps`, then `python -m bench.onehop_bench --n 1000 --no-celery
---profile /tmp/worker.txt` (py-spy 0.4.3 on the worker, 500 Hz, collapsed stacks for the
-first 30 s; the epoll wait is idle and not counted). Run of 2026-11-30, `credential.create`
-with the user's credential cached, share of the worker's busy samples:
+Reproduce: `make bench-deps`, then `python -m bench.onehop_bench --n 3000 --no-celery
+--profile /tmp/worker.txt` (py-spy 0.4.3 on the worker, 500 Hz, raw stacks while the 3000
+requests run; samples in `select` and in idle executor threads are not counted). Run of
+2026-11-30 21:40 UTC on a quiet machine (load about 1), `credential.create` with the user's
+credential cached, share of the worker's busy samples:
 
 | where | share |
 |---|---|
-| provider call: the Telnyx SDK's `create_token` over httpx + aiohttp | 34% |
-| intake pop (`receive_or_idle`: one script when a message waits, the backup clean-up) | 18% |
-| reply push (`LPUSH` + `PEXPIRE`, one `MULTI`) | 7% |
-| claim (`SET NX PX`) | 6.5% |
-| presence touch + credentials version (one pipeline) | 5.5% |
-| heartbeat and metrics | 5% |
-| event loop: socket writes (`send` syscalls, 17%) and task scheduling | 24% |
-| ORM | 0% (a cache hit; before, one ORM read through a thread per request) |
+| provider call: the Telnyx SDK's `create_token` over httpx + aiohttp, its models | 34.5% |
+| intake pop (`receive_or_idle`: one script, then the backup clean-up) | 18.8% |
+| reply push (`LPUSH` + `PEXPIRE`, one `MULTI`) | 10.2% |
+| claim (`SET NX PX`) | 7.9% |
+| presence touch + credentials version (one pipeline) | 6.3% |
+| event loop: scheduling, socket writes, task switches | 22.1% |
+| ORM | 0% (a cache hit) |
 
-- **Worker CPU per request, `credential.create`**: a third of it is the provider call
-  through the generated Telnyx SDK, which a Celery no-op does not make; the rest is five
-  Redis round trips per request (pop, clean-up, claim, presence + version, reply), each
-  costing redis-py's command packing and response parsing plus a socket write. The same
-  round trip without the provider call (`health.ping`) is the isolation's own cost.
-- **Round trip over the redis-py echo, and the ratio to Celery**: the product's
-  `credential.create` includes the sandbox's HTTP round trip (the echo and the Celery
-  no-op have none), and every figure was taken on a shared 2-core machine at a load
-  average of about 6: latency there is mostly waiting for a core. `health.ping` shows the
-  isolation alone; CPU per request is the comparison the load does not distort.
-- **One worker at 200 ms latency, 100 callers, against the ideal (250/s at concurrency
-  50)**: from the CPU counters above, 250 `credential.create` a second need about 1.3 CPU
-  seconds per second in the worker alone (5.2 ms each), on 2 cores that the 100 callers,
-  the sandbox and Redis share (and, here, other work: load average 6-15). The worker is
-  CPU-bound below the ideal; the CPU per request is what has to fall.
+Figures taken earlier in this wave on the same code, at a load average of 6 to 15 from
+other work, were 2 to 8 times worse (worker CPU 5.23 ms per `credential.create`, one worker
+at 0.47x the ideal, the 503's p99 3.0x): CPU per request too grows on a crowded machine
+(cache misses, migrations between cores), and so does every latency. The table above is
+from one quiet run; compare ratios within a run.
+
+- **Worker CPU per request, `credential.create`** (1.69 ms, target 1.5 and below Celery's
+  no-op): a third of it is the provider call through the generated Telnyx SDK, which a
+  Celery no-op does not make; without it (`health.ping`, the same intake, claim and reply)
+  the isolation costs 0.64 ms, below Celery's best (0.87 ms). The rest is five Redis round
+  trips per request (pop, its clean-up, claim, presence + version, reply), each paying
+  redis-py's packing and parsing and a socket write.
+- **Round trip over the redis-py echo, and against Celery** (p50 1.75 ms, target 1 ms; Celery
+  faster): the figure includes the provider call, an HTTP round trip to the sandbox that
+  the echo and the Celery no-op do not make (1.05 ms p50 when the worker's code is called
+  in-process, section 1); the isolation itself adds 0.68 ms p50 (section 1), and
+  `health.ping` round trips in about half a millisecond over the echo.
+- **503 answer p99 against a trivial view** (2.4x): the 503 comes right after the login
+  and CSRF checks (`api_view(needs_service=True)`), but the login reads the session and
+  the user from the database through `sync_to_async`: two queries, each a thread hop, that
+  the trivial view does not make (p50 4.98 against 2.33 ms). Answering before the login would
+  tell anonymous callers the service state and change the documented 401-first order.
 - **Page with 100 call buttons**: 1.2x is below what Django charges for calling any tag
   100 times: the same page with a tag that returns `""` costs about 2x the page without
   (the row above; `{{ n }}` alone is about 1.8 µs a row). Before this wave each button
