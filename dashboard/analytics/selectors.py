@@ -4,8 +4,9 @@ Two passes over the range's calls, grouped with conditional counts and sums (``C
 ``Sum`` with ``filter``; buckets by ``TruncHour`` or ``TruncDay`` in the project's time
 zone), give two small tables (``Tables``) that the totals, the per-bucket rows, the hangup
 causes and the per-agent rows are all folded from here. The percentiles are two more
-(``dashboard/analytics/percentiles.py``). No raw SQL: the same code runs on SQLite and
-PostgreSQL.
+(``dashboard/analytics/percentiles.py``). On PostgreSQL, over a week or more, the four
+run side by side, each on a connection of its own (:func:`side_by_side`). No raw SQL:
+the same code runs on SQLite and PostgreSQL.
 
 The indexes behind them: (created_at, status) and (user, created_at) on the call table
 (migration ``0005_analytics_indexes``).
@@ -14,12 +15,14 @@ The indexes behind them: (created_at, status) and (user, created_at) on the call
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection, connections
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
@@ -33,6 +36,8 @@ TOP_CAUSES = 8
 COUNTS = ("n", "rang", "answered", "talk_s", "handled", "handle_s")
 
 Rows = list[dict[str, Any]]
+# Periods from this many days on run their queries side by side on PostgreSQL.
+SIDE_BY_SIDE_DAYS = 7
 
 
 def calls_in(period: Period) -> QuerySet[Call]:
@@ -61,34 +66,86 @@ class Tables:
     by_agent: Rows
 
 
-def tables(period: Period) -> Tables:
-    """Both count tables of the period (a few hundred to a few thousand rows for a year)."""
-    trunc = TruncHour if period.hourly else TruncDay
-    handled = Q(answered_at__isnull=False, ended_at__isnull=False)
-    counts = {
+def _counts() -> dict[str, Any]:
+    return {
         "n": Count("pk"),
         "rang": Count("pk", filter=Q(ringing_at__isnull=False)),
         "answered": Count("pk", filter=Q(answered_at__isnull=False)),
     }
-    by_bucket = (
+
+
+def _by_bucket(period: Period) -> Rows:
+    trunc = TruncHour if period.hourly else TruncDay
+    return list(
         calls_in(period)
         .annotate(bucket=trunc("created_at", tzinfo=period.tz))
         .values("bucket", "status")
-        .annotate(**counts)
+        .annotate(**_counts())
         .order_by()
     )
-    by_agent = (
+
+
+def _by_agent(period: Period) -> Rows:
+    handled = Q(answered_at__isnull=False, ended_at__isnull=False)
+    return list(
         calls_in(period)
         .values("user_id", "status", "hangup_cause")
         .annotate(
-            **counts,
+            **_counts(),
             talk_s=Sum("duration_seconds"),
             handled=Count("pk", filter=handled),
             handle_s=Sum(percentiles.handle_time(), filter=handled),
         )
         .order_by()
     )
-    return Tables(by_bucket=list(by_bucket), by_agent=list(by_agent))
+
+
+def tables(period: Period) -> Tables:
+    """Both count tables of the period (a few hundred to a few thousand rows for a year)."""
+    by_bucket, by_agent = side_by_side(
+        period, lambda: _by_bucket(period), lambda: _by_agent(period)
+    )
+    return Tables(by_bucket=by_bucket, by_agent=by_agent)
+
+
+def figures(period: Period) -> tuple[Tables, dict[str, dict[str, Any]]]:
+    """What the page shows, from its four aggregate queries: :func:`tables` and
+    :func:`durations`, run side by side where that helps (:func:`side_by_side`)."""
+    names = list(percentiles.FIGURES)
+    by_bucket, by_agent, *durations = side_by_side(
+        period,
+        lambda: _by_bucket(period),
+        lambda: _by_agent(period),
+        *(lambda name=name: percentiles.figure(calls_in(period), name) for name in names),
+    )
+    return Tables(by_bucket, by_agent), dict(zip(names, durations, strict=True))
+
+
+def side_by_side(period: Period, *queries: Callable[[], Any]) -> list[Any]:
+    """Run independent read queries at once, each on a connection of its own, on
+    PostgreSQL over more than a few days: each scans the whole range, and PostgreSQL
+    runs some of them on one core only (a grouping by an expression, or one with many
+    groups, gets no parallel plan). In order otherwise: SQLite, short periods (three
+    more connections would cost more than they save), and inside a transaction, which
+    other connections could not see."""
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or period.days < SIDE_BY_SIDE_DAYS
+        or len(queries) < 2
+    ):
+        return [query() for query in queries]
+
+    def on_own_connection(query: Callable[[], Any]) -> Any:
+        try:
+            return query()
+        finally:
+            connections.close_all()  # this thread's connections, opened for this query
+
+    with ThreadPoolExecutor(max_workers=len(queries) - 1, thread_name_prefix="analytics") as pool:
+        rest = [pool.submit(on_own_connection, query) for query in queries[1:]]
+        first = queries[0]()  # this thread's own connection does one of them meanwhile
+        return [first, *(future.result() for future in rest)]
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -111,9 +111,8 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return TemplateResponse(request, "dashboard/analytics.html", context, status=400)
     period = form.period()
-    rows = selectors.tables(period)
+    rows, durations = selectors.figures(period)
     buckets = selectors.per_bucket(period, rows)
-    durations = selectors.durations(period)
     causes = selectors.hangup_causes(period, rows)
     query = request.GET.urlencode() or DEFAULT.urlencode()
     csv_url = reverse("telephony_analytics:csv")

@@ -6,10 +6,12 @@ the percentiles come from PERCENTILE_CONT instead of offset reads; the answers a
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from http import HTTPStatus
 
 import pytest
+from django.db import connection
 
 from dashboard.analytics import percentiles, selectors
 from dashboard.analytics.forms import Period
@@ -40,6 +42,26 @@ def test_durations__median_and_p90_interpolated(users) -> None:
     assert d["time_to_answer"] == {"n": 9, "p50": 5.0, "p90": 8.4}
     # talk 10 20 30 40 60 100 120 180: p50 at 3.5 -> 50; p90 at 6.3 -> 120 + 0.3 * 60
     assert d["talk_time"] == {"n": 8, "p50": 50.0, "p90": 138.0}
+
+
+@pytest.mark.django_db(transaction=True)  # other connections see only what is committed
+def test_figures__side_by_side_on_postgresql_the_same_as_one_at_a_time(users, monkeypatch) -> None:
+    threads: set[str] = set()
+    figure = percentiles.figure
+
+    def spied(qs, name):
+        threads.add(threading.current_thread().name)
+        return figure(qs, name)
+
+    monkeypatch.setattr(percentiles, "figure", spied)
+    week = period(1, 9)  # a week or more: side by side, on PostgreSQL
+    together = selectors.figures(week)
+    monkeypatch.setattr(selectors, "SIDE_BY_SIDE_DAYS", 10_000)
+    apart = selectors.figures(week)
+    assert together == apart and together[1]["talk_time"]["n"] > 0
+    assert together[0].by_agent and together[0].by_bucket
+    ran_in_pool = any(name.startswith("analytics") for name in threads)
+    assert ran_in_pool == (connection.vendor == "postgresql"), threads
 
 
 def test_durations__none_without_calls(users) -> None:
