@@ -28,6 +28,7 @@ class SandboxConfig:
     log_file: Path | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
     rtc_ping_interval: float = 30.0
+    rtc_reattach_window: float = 30.0  # seconds an answered leg waits for its socket's session
     auto_answer_agents: float | None = None  # seconds: answer agent legs with no browser
     connection_id: str | None = None  # None: a fresh one
     call_connection_id: str | None = None

@@ -101,6 +101,7 @@ class Sandbox:
             audio=config.audio,
             ping_interval=config.rtc_ping_interval,
             auto_answer_agents=config.auto_answer_agents,
+            reattach_window=config.rtc_reattach_window,
         )
         self.stopping = False
         self.port = 0

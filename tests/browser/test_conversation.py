@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import expect
@@ -209,6 +210,37 @@ def test_conversation__an_agent_calls_and_both_sides_hear_each_other(
     assert left is not None and abs(left - MIC_HZ) < 15, (left, right)
     assert right is not None and abs(right - call.tone) < 15, (left, right)
     print(f"recording {recording_id}: {len(audio)} bytes, left {left} Hz, right {right} Hz")
+
+
+def test_conversation__survives_a_lost_signalling_socket_by_reattaching(
+    page: Any, product: Product
+) -> None:
+    """A network blip closes the page's signalling socket mid-call. The SDK logs in again as
+    a reconnection, the call is reattached (``telnyx_rtc.attach``) and the page's controls
+    follow the SDK's new call object: both sides hear each other, mute and hang-up work."""
+    call = Conversation(page, product)
+    user = call.sandbox.agent_user()
+    dropped = httpx.post(f"{call.sandbox.control}/rtc/drop", json={"sip_username": user}, timeout=5)
+    assert dropped.json()["closed"] >= 1
+
+    def reattached() -> bool:
+        leg = call.sandbox.leg(call.agent)
+        return not leg["detached"] and leg["media_state"] == "connected" and leg["answered_by"]
+
+    wait_for(reattached, "the call to be reattached on a new socket", timeout=30)
+    wait_for(lambda: hears_tone(page, call.tone), "the customer again, in the page")
+    wait_for(
+        lambda: customer_hears_mic(call.sandbox, call.agent), "the agent again, at the customer"
+    )
+    assert not call.sandbox.hung_up(call.agent) and not call.sandbox.hung_up(call.customer)
+    # The controls drive the reattached call: mute silences the agent, unmute brings it back.
+    call.controls.get_by_role("button", name="Mute microphone").click()
+    wait_silent(lambda: call.sandbox.customer_hears(call.agent), "silence after mute")
+    call.controls.get_by_role("button", name="Unmute microphone").click()
+    wait_for(lambda: customer_hears_mic(call.sandbox, call.agent), "the agent after unmute")
+    row = call.hang_up_and_settle()
+    assert row["hangup_side"] == "agent", row
+    assert script_errors(page) == []
 
 
 def test_conversation__goes_on_when_every_worker_is_killed_and_hangs_up_after(

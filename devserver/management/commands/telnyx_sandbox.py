@@ -190,6 +190,13 @@ class Command(BaseCommand):
             help="seconds between server pings on /rtc; 0: none (default %(default)s)",
         )
         rtc.add_argument(
+            "--rtc-reattach-window",
+            type=float,
+            default=30.0,
+            help="seconds an answered agent leg whose socket closed waits for the SDK to "
+            "log in again and reattach it; 0: it ends at once (default %(default)s)",
+        )
+        rtc.add_argument(
             "--agents",
             type=_agents,
             default=None,
@@ -248,6 +255,7 @@ class Command(BaseCommand):
             log_file=opts["log_file"],
             audio=audio,
             rtc_ping_interval=opts["rtc_ping_interval"],
+            rtc_reattach_window=opts["rtc_reattach_window"],
             auto_answer_agents=opts["agents"],
             connection_id=opts["connection_id"],
             call_connection_id=opts["call_connection_id"],

@@ -9,7 +9,8 @@ simulated customer, measurements). Control endpoints, no authentication, like th
     GET  /_sandbox/rtc                      audio settings and the logged-in sockets
     POST /_sandbox/rtc                      {"tone_hz", "tone_level", "echo_delay",
                                              "echo_gain", "ringback", "ringback_level",
-                                             "auto_answer_agents": seconds | null}
+                                             "auto_answer_agents": seconds | null,
+                                             "reattach_window": seconds (0: none)}
     GET  /_sandbox/rtc/calls                every agent leg's report
     GET  /_sandbox/rtc/calls/{id}           one report, by agent or customer leg id:
                                             source, bridged, held, dtmf, media_stopped,
@@ -28,7 +29,7 @@ from aiohttp import web
 
 from devserver.sandbox.rtc.audio import AudioSettings, Conversation
 from devserver.sandbox.rtc.auto import parse_delay
-from devserver.sandbox.rtc.legs import Legs
+from devserver.sandbox.rtc.legs import REATTACH_WINDOW, Legs
 from devserver.sandbox.rtc.signalling import Signalling
 from devserver.sandbox.store import Store
 from devserver.sandbox.webhooks import Webhooks
@@ -46,12 +47,15 @@ class Rtc:
         audio: AudioSettings,
         ping_interval: float,
         auto_answer_agents: float | None = None,
+        reattach_window: float = REATTACH_WINDOW,
     ) -> None:
         self.initial_audio = audio
         self.initial_auto_answer = auto_answer_agents
+        self.initial_reattach_window = reattach_window
         self.signalling = Signalling(store, token_secret, ping_interval=ping_interval)
         self.legs = Legs(store, webhooks, self.signalling, dataclasses.replace(audio))
         self.legs.auto_answer = auto_answer_agents
+        self.legs.reattach_window = reattach_window
 
     def add_routes(self, app: web.Application, prefix: str = "/_sandbox/rtc") -> None:
         """Mount ``/rtc`` and the control endpoints."""
@@ -69,6 +73,7 @@ class Rtc:
         await self.signalling.drop()
         self.legs.set_settings(dataclasses.replace(self.initial_audio))
         self.legs.auto_answer = self.initial_auto_answer
+        self.legs.reattach_window = self.initial_reattach_window
 
     close = reset
 
@@ -83,23 +88,28 @@ class Rtc:
             {
                 "audio": self.legs.settings.as_dict(),
                 "auto_answer_agents": self.legs.auto_answer,
+                "reattach_window": self.legs.reattach_window,
                 "sessions": self.signalling.report(),
             }
         )
 
     async def configure(self, request: web.Request) -> web.Response:
         """Change what the simulated customer plays (live legs too), or auto-answer."""
-        auto = self.legs.auto_answer
+        auto, window = self.legs.auto_answer, self.legs.reattach_window
         try:
             data = await _json(request)
             if "auto_answer_agents" in data:
                 auto = parse_delay(data.pop("auto_answer_agents"))
+            if "reattach_window" in data:
+                window = _seconds(data.pop("reattach_window"), "reattach_window")
             settings = self.legs.settings.updated(data)
         except ValueError as e:
             return web.json_response({"error": str(e)}, status=400)
         self.legs.set_settings(settings)
-        self.legs.auto_answer = auto
-        return web.json_response(settings.as_dict() | {"auto_answer_agents": auto})
+        self.legs.auto_answer, self.legs.reattach_window = auto, window
+        return web.json_response(
+            settings.as_dict() | {"auto_answer_agents": auto, "reattach_window": window}
+        )
 
     async def calls(self, request: web.Request) -> web.Response:
         """Every agent leg still remembered."""
@@ -135,6 +145,12 @@ class Rtc:
             return web.json_response({"error": str(e)}, status=400)
         user = data.get("sip_username")
         return web.json_response({"closed": await self.signalling.drop(user)})
+
+
+def _seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+        raise ValueError(f"{name} must be a number of seconds from 0 to 3600")
+    return float(value)
 
 
 async def _json(request: web.Request) -> dict[str, Any]:

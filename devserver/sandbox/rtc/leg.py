@@ -46,6 +46,12 @@ class AgentLeg:
     ended_by: Session | None = None
     finished: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # The answering socket closed: the leg waits for that session to log in again
+    # (Legs.reattach_window), its media going on meanwhile; ``attaching`` is the new peer
+    # offered in ``telnyx_rtc.attach`` until the browser answers it.
+    detached: bool = False
+    detachments: int = 0  # how many times: a window's timer ends only its own detachment
+    attaching: AgentPeer | None = None
 
     def report(self) -> dict[str, Any]:
         """For ``GET /_sandbox/rtc/calls/{id}``."""
@@ -55,6 +61,7 @@ class AgentLeg:
             "sip_username": self.user,
             "state": self.call.state,
             "answered_by": self.session.sessid if self.session else None,
+            "detached": self.detached,
             "ringing_sessions": len(self.ringing),
             "bridged_with": self.call.bridged_with,
             "media_state": self.peer.pc.connectionState,

@@ -16,8 +16,14 @@ What Telnyx does between Call Control and a WebRTC client, played locally:
   unbridged leg is hung up unless it was dialled with ``park_after_unbridge: self``.
   Legs that were only linked, not bridged, are left alone: the product hangs them up.
 - A browser bye ends its leg (``normal_clearing`` once answered; a reject while ringing
-  is ``user_busy``/``call_rejected``); a socket that closes under an answered leg ends
-  it with ``unspecified`` (the sandbox does not implement ``attach``).
+  is ``user_busy``/``call_rejected``).
+- ``reattach``: a socket that closes under an answered leg leaves it *detached* for
+  ``reattach_window`` seconds, its media going on. When the SDK logs in again as a
+  reconnection of that session (``reconnection`` and the old ``sessid``, which it sends
+  because the login answer carried a ``voice_sdk_id``), ``clientReady`` names the leg in
+  ``reattached_sessions`` and the leg is offered again in ``telnyx_rtc.attach`` with a
+  fresh peer; the browser's ``telnyx_rtc.attach`` answer moves the leg to it. Past the
+  window (or with a window of 0) the leg ends with ``unspecified``, source ``unknown``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,29 @@ from devserver.sandbox.webhooks import Webhooks
 logger = logging.getLogger(__name__)
 
 
+# Seconds an answered leg whose socket closed waits for that session to log in again.
+REATTACH_WINDOW = 30.0
+
+
+def _offer_params(leg: AgentLeg, sdp: str) -> dict[str, Any]:
+    """An offer to the agent's browser: ``telnyx_rtc.invite``, or ``telnyx_rtc.attach``."""
+    call = leg.call
+    params = {
+        "callID": leg.call_id,
+        "sdp": sdp,
+        "caller_id_name": call.from_,
+        "caller_id_number": call.from_,
+        "callee_id_name": leg.user,
+        "callee_id_number": leg.user,
+        "telnyx_call_control_id": call.call_control_id,
+        "telnyx_session_id": call.call_session_id,
+        "telnyx_leg_id": call.call_leg_id,
+    }
+    if call.client_state is not None:
+        params["client_state"] = call.client_state
+    return params
+
+
 class Legs:
     """The webhook runner's listener and the signalling's call handler."""
 
@@ -57,6 +86,7 @@ class Legs:
         self.store, self.webhooks, self.signalling = store, webhooks, signalling
         self.settings = settings
         self.auto_answer: float | None = None  # seconds: the sandbox answers agents itself
+        self.reattach_window = REATTACH_WINDOW  # seconds a detached leg waits; 0: ends at once
         self.legs: dict[str, AgentLeg] = {}
         self._by_call_id: dict[str, AgentLeg] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,19 +148,7 @@ class Legs:
         if not sessions:
             self._end(call, "not_found", "callee")
             return
-        params = {
-            "callID": leg.call_id,
-            "sdp": sdp,
-            "caller_id_name": call.from_,
-            "caller_id_number": call.from_,
-            "callee_id_name": user,
-            "callee_id_number": user,
-            "telnyx_call_control_id": call.call_control_id,
-            "telnyx_session_id": call.call_session_id,
-            "telnyx_leg_id": call.call_leg_id,
-        }
-        if call.client_state is not None:
-            params["client_state"] = call.client_state
+        params = _offer_params(leg, sdp)
         for session in sessions:
             leg.ringing.add(session)
             session.request("telnyx_rtc.invite", params)
@@ -138,6 +156,68 @@ class Legs:
             "[Telnyx Sandbox] Invite call=%s sockets=%s", call.call_control_id, len(sessions)
         )
         self._spawn(self._ring_timeout(leg), leg.tasks)
+
+    # ---------------------------------------------------------------- reattach
+
+    def detached_from(self, sessid: str, user: str) -> bool:
+        """Whether a live leg of ``user`` waits for session ``sessid`` to come back."""
+        return any(
+            leg.detached and leg.session is not None and leg.session.sessid == sessid
+            and leg.user == user and not leg.finished and leg.call.is_alive
+            for leg in self.legs.values()
+        )  # fmt: skip
+
+    def reattach(self, session: Session) -> list[str]:
+        """``session`` logged in; the callIDs of its detached legs, each offered to it
+        again (``telnyx_rtc.attach``) once its new peer has an offer."""
+        legs = [
+            leg for leg in self.legs.values()
+            if leg.detached and not leg.finished and leg.call.is_alive
+            and leg.session is not None and leg.session is not session
+            and leg.session.sessid == session.sessid and leg.user == session.user
+        ]  # fmt: skip
+        for leg in legs:
+            self._spawn(self._offer_again(leg, session), leg.tasks)
+        return [leg.call_id for leg in legs]
+
+    async def _offer_again(self, leg: AgentLeg, session: Session) -> None:
+        from devserver.sandbox.rtc.media import AgentPeer
+
+        # The browser drops its old peer connection when the attach arrives: so does the
+        # sandbox, so that one track at a time plays the conversation.
+        old, leg.attaching = leg.peer, AgentPeer(leg.conversation, label=leg.call.call_control_id)
+        self._spawn(old.close())
+        leg.peer = leg.attaching
+        sdp = await leg.attaching.offer()
+        if leg.finished or not leg.call.is_alive:
+            return
+        leg.session = session
+        session.request("telnyx_rtc.attach", _offer_params(leg, sdp))
+        logger.info("[Telnyx Sandbox] Attach offered call=%s", leg.call.call_control_id)
+
+    async def _attached(
+        self, session: Session, leg: AgentLeg, params: dict[str, Any], base: dict[str, Any]
+    ) -> dict[str, Any]:
+        if leg.session is not session or leg.attaching is None:
+            raise unknown_call()
+        sdp = params.get("sdp")
+        if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+            raise RpcError(-32602, "Missing or invalid answer SDP", "invalid_sdp")
+        try:
+            await leg.attaching.answer(sdp)
+        except Exception as e:
+            logger.warning("[Telnyx Sandbox] Bad attach SDP call=%s: %s", leg.call_id, e)
+            raise RpcError(-32602, "Missing or invalid answer SDP", "invalid_sdp") from None
+        leg.attaching, leg.detached = None, False
+        logger.info("[Telnyx Sandbox] Reattached call=%s", leg.call.call_control_id)
+        return base | {"message": "CALL ATTACHED"}
+
+    async def _detached_too_long(self, leg: AgentLeg, detachment: int) -> None:
+        await asyncio.sleep(self.reattach_window)
+        still = leg.detached and leg.detachments == detachment
+        if still and not leg.finished and leg.call.is_alive:
+            leg.ended_by = leg.session
+            self._end(leg.call, "unspecified", "unknown")
 
     async def _ring_timeout(self, leg: AgentLeg) -> None:
         await asyncio.sleep(leg.call.timeout_secs)
@@ -204,6 +284,8 @@ class Legs:
             raise unknown_call()
         if method == "telnyx_rtc.answer":
             return await self._answer(session, leg, params, base)
+        if method == "telnyx_rtc.attach":
+            return await self._attached(session, leg, params, base)
         if leg.session is not session:
             raise unknown_call()
         if method == "telnyx_rtc.modify":
@@ -282,12 +364,21 @@ class Legs:
         return {"action": action, "holdState": "held" if conversation.held else "active"}
 
     def session_closed(self, session: Session) -> None:
-        """A socket went away: it rings no more; an answered leg on it ends."""
+        """A socket went away: it rings no more; an answered leg on it waits to be
+        reattached (or ends at once, with no window)."""
         for leg in list(self.legs.values()):
             leg.ringing.discard(session)
             if leg.session is session and not leg.finished and leg.call.is_alive:
-                leg.ended_by = session
-                self._end(leg.call, "unspecified", "unknown")
+                if self.reattach_window <= 0:
+                    leg.ended_by = session
+                    self._end(leg.call, "unspecified", "unknown")
+                    continue
+                if leg.attaching is not None:  # gone again before answering the attach
+                    leg.attaching = None
+                leg.detached = True
+                leg.detachments += 1
+                self._spawn(self._detached_too_long(leg, leg.detachments), leg.tasks)
+                logger.info("[Telnyx Sandbox] Detached call=%s", leg.call.call_control_id)
 
     def _forget_old(self) -> None:
         finished = [k for k, leg in self.legs.items() if leg.finished]

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CALL_METHODS = {"telnyx_rtc.answer", "telnyx_rtc.bye", "telnyx_rtc.modify", "telnyx_rtc.info"}
+CALL_METHODS = {
+    "telnyx_rtc.answer",
+    "telnyx_rtc.attach",
+    "telnyx_rtc.bye",
+    "telnyx_rtc.modify",
+    "telnyx_rtc.info",
+}
 
 
 class RpcError(Exception):
@@ -59,6 +65,9 @@ class Session:
         self.sessid: str | None = None
         self.user: str | None = None  # the credential's sip_username once logged in
         self.credential_id: str | None = None
+        # Sent with the login answer: an SDK holding one logs in again as a reconnection
+        # (``reconnection`` and its old ``sessid``), which is what lets calls be reattached.
+        self.voice_sdk_id = secrets.token_hex(8)
         self.ready = False
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._ids = itertools.count(1)
@@ -168,10 +177,13 @@ class Signalling:
             logger.exception("[Telnyx Sandbox] RTC request failed method=%s", method)
             session.send({"id": rid, "error": {"code": -32603, "message": "Internal error"}})
             return
+        if method == "login" and result is not None:
+            session.send({"id": rid, "result": result, "voice_sdk_id": session.voice_sdk_id})
+            reattached = self.legs.reattach(session) if self.legs is not None else []
+            session.request("telnyx_rtc.clientReady", {"reattached_sessions": reattached})
+            return
         if result is not None and rid is not None:
             session.send({"id": rid, "result": result})
-        if method == "login" and result is not None:
-            session.request("telnyx_rtc.clientReady", {"reattached_sessions": []})
 
     async def _dispatch(
         self, session: Session, method: str, params: dict[str, Any]
@@ -194,6 +206,15 @@ class Signalling:
 
     def _login(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         cred = self._credential(params)
+        old = params.get("sessid")
+        if (
+            session.sessid is None
+            and params.get("reconnection") is True
+            and isinstance(old, str)
+            and self.legs is not None
+            and self.legs.detached_from(old, cred.sip_username)
+        ):
+            session.sessid = old  # the same session again: its calls can be reattached
         if session.sessid is None:
             session.sessid = secrets.token_hex(16)
         session.user, session.credential_id = cred.sip_username, cred.id

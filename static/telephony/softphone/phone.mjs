@@ -223,6 +223,13 @@ export class Softphone {
   onCallUpdate(call) {
     if (!call || !call.id) return;
     let session = this.sessions.get(call.id);
+    if (session && session.call !== call) {
+      // After a network loss the SDK reattaches the call: a new call object with the
+      // same id (recoveredCallId) replaces the old one, which stays "recovering". The
+      // controls, the timer and the intent follow the new one.
+      if (!call.recoveredCallId) return; // a stale update of a replaced object
+      session.adopt(call);
+    }
     if (!session) {
       if (call.direction !== "inbound" || call.state !== "ringing") return;
       session = new CallSession(call, { audio: this.audio });

@@ -47,6 +47,12 @@ export class CallSession {
     return o.remoteCallerName || o.remoteCallerNumber || "Unknown caller";
   }
 
+  // The SDK's replacement for this call after a reattach (same id, recoveredCallId set):
+  // it starts with the microphone as it was (mutedMicOnStart), so the muted flag stands.
+  adopt(call) {
+    this.call = call;
+  }
+
   onUpdate(fn) {
     const wrapped = guard(fn);
     this.listeners.add(wrapped);

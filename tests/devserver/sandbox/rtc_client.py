@@ -33,6 +33,8 @@ class VertoClient:
         self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.sessid: str | None = None
+        self.voice_sdk_id: str | None = None
+        self.ready_params: dict[str, Any] = {}
         self.pc: RTCPeerConnection | None = None
         self.heard = Meter()
         self.closed = asyncio.Event()
@@ -78,18 +80,23 @@ class VertoClient:
         reply = {"jsonrpc": "2.0", "id": frame["id"], "result": {"method": frame["method"]}}
         await self.ws.send_json(reply)
 
-    async def login(self, token: str) -> dict[str, Any]:
-        """``login`` with a token; on success also does clientReady -> gatewayState."""
-        reply: dict[str, Any] = await self.call("login", {"login_token": token})
+    async def login(self, token: str, **extra: Any) -> dict[str, Any]:
+        """``login`` with a token (``extra``: e.g. the SDK's ``reconnection`` and ``sessid``);
+        on success also does clientReady -> gatewayState and keeps clientReady's params."""
+        reply: dict[str, Any] = await self.call("login", {"login_token": token, **extra})
         if "result" in reply:
             self.sessid = reply["result"]["sessid"]
-            await self.expect("telnyx_rtc.clientReady")
+            self.voice_sdk_id = reply.get("voice_sdk_id")
+            self.ready_params = (await self.expect("telnyx_rtc.clientReady"))["params"]
             state = await self.call("telnyx_rtc.gatewayState", {})
             assert state["result"] == {"params": {"state": "REGED"}}
         return reply
 
-    async def answer(self, invite: dict[str, Any], *, tone_hz: float = 600.0) -> Any:
-        """Answer an invite with a real peer sending ``tone_hz``; returns the reply frame."""
+    async def answer(
+        self, invite: dict[str, Any], *, tone_hz: float = 600.0, method: str = "telnyx_rtc.answer"
+    ) -> Any:
+        """Answer an invite (or, ``method`` ``telnyx_rtc.attach``, an attach) with a real
+        peer sending ``tone_hz``; returns the reply frame."""
         await self.ack(invite)
         mic = Conversation(AudioSettings(tone_hz=tone_hz, tone_level=0.2, echo_gain=0))
         mic.bridged = True
@@ -100,7 +107,9 @@ class VertoClient:
         await pc.setLocalDescription(await pc.createAnswer())
         params = {"sessid": self.sessid, "sdp": pc.localDescription.sdp, "dialogParams": {}}
         params["dialogParams"]["callID"] = invite["params"]["callID"]
-        return await self.call("telnyx_rtc.answer", params)
+        if method == "telnyx_rtc.attach":
+            params["dialogParams"]["attach"] = True
+        return await self.call(method, params)
 
     async def _listen(self, track: Any) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)

@@ -228,8 +228,73 @@ async def test_rtc__server_drops_the_socket(
     leg = (await api.dial(f"sip:{cred['sip_username']}@sip.telnyx.com")).json()["data"]
     await client.answer(await client.expect("telnyx_rtc.invite"))
     await api.wait_event(leg["call_control_id"], "call.answered")
+    await api.control("POST", "rtc", {"reattach_window": 0.5})
     dropped = await api.control("POST", "rtc/drop", {"sip_username": cred["sip_username"]})
     assert dropped == {"closed": 1}
     await until(client.closed.wait, what="socket closed")
+    assert (await api.control("GET", f"rtc/calls/{leg['call_control_id']}"))["detached"]
+    # Nobody logs in again within the window: the leg ends.
     hangup = await api.wait_event(leg["call_control_id"], "call.hangup")
     assert hangup["hangup_cause"] == "unspecified"
+
+
+async def test_rtc__a_reconnected_session_gets_its_call_back_with_attach(
+    api: Api, http: aiohttp.ClientSession, sandbox: SandboxProcess, clients: list[VertoClient]
+) -> None:
+    """What the SDK does after a network loss mid-call: it logs in again with
+    ``reconnection`` and its old ``sessid`` (it has a ``voice_sdk_id``), is told the call
+    was reattached, and answers the ``telnyx_rtc.attach`` offer with a new peer."""
+    cred, token = await api.token()
+    first = await connect(http, sandbox, clients)
+    reply = await first.login(token)
+    assert reply["voice_sdk_id"] and first.ready_params == {"reattached_sessions": []}
+    leg = (await api.dial(f"sip:{cred['sip_username']}@sip.telnyx.com")).json()["data"]
+    ccid = leg["call_control_id"]
+    invite = await first.expect("telnyx_rtc.invite")
+    await first.answer(invite, tone_hz=600.0)
+    await api.wait_event(ccid, "call.answered")
+    await api.control("POST", "rtc/drop", {"sip_username": cred["sip_username"]})
+    await until(first.closed.wait, what="socket closed")
+
+    again = await connect(http, sandbox, clients)
+    await again.login(token, reconnection=True, sessid=first.sessid)
+    assert again.sessid == first.sessid
+    assert again.ready_params == {"reattached_sessions": [invite["params"]["callID"]]}
+    attach = await again.expect("telnyx_rtc.attach")
+    assert attach["params"]["callID"] == invite["params"]["callID"]
+    assert attach["params"]["telnyx_call_control_id"] == ccid
+    answered = await again.answer(attach, tone_hz=750.0, method="telnyx_rtc.attach")
+    assert answered["result"]["message"] == "CALL ATTACHED"
+
+    # The same leg goes on, on the new peer: the sandbox hears the new microphone.
+    async def hears_new_mic() -> bool:
+        report = await api.control("GET", f"rtc/calls/{ccid}")
+        return not report["detached"] and abs((report["from_agent"]["dominant_hz"] or 0) - 750) < 30
+
+    await until(hears_new_mic, timeout=15, what="the reattached microphone")
+    assert [e for e in await api.events(ccid) if e["event_type"] == "call.hangup"] == []
+    # And it still hangs up normally from the browser.
+    await again.dialog("telnyx_rtc.bye", invite["params"]["callID"], cause="NORMAL_CLEARING")
+    hangup = await api.wait_event(ccid, "call.hangup")
+    assert hangup["hangup_cause"] == "normal_clearing"
+
+
+async def test_rtc__another_session_or_a_fresh_login_gets_nothing_back(
+    api: Api, http: aiohttp.ClientSession, sandbox: SandboxProcess, clients: list[VertoClient]
+) -> None:
+    cred, token = await api.token()
+    first = await connect(http, sandbox, clients)
+    await first.login(token)
+    leg = (await api.dial(f"sip:{cred['sip_username']}@sip.telnyx.com")).json()["data"]
+    await first.answer(await first.expect("telnyx_rtc.invite"))
+    await api.wait_event(leg["call_control_id"], "call.answered")
+    await api.control("POST", "rtc/drop", {"sip_username": cred["sip_username"]})
+    await until(first.closed.wait, what="socket closed")
+    fresh = await connect(http, sandbox, clients)
+    await fresh.login(token)  # no reconnection: a new session
+    assert fresh.sessid != first.sessid and fresh.ready_params == {"reattached_sessions": []}
+    _, other_token = await api.token()
+    other = await connect(http, sandbox, clients)
+    await other.login(other_token, reconnection=True, sessid=first.sessid)  # not its session
+    assert other.sessid != first.sessid and other.ready_params == {"reattached_sessions": []}
+    assert (await api.control("GET", f"rtc/calls/{leg['call_control_id']}"))["detached"]
