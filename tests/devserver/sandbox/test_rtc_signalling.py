@@ -7,7 +7,9 @@ answers with a real aiortc peer (see rtc_client.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import httpx
@@ -219,22 +221,41 @@ async def test_rtc__unanswered_invite_times_out(
     assert not [e for e in await api.events(leg) if e["event_type"] == "call.answered"]
 
 
-async def test_rtc__server_drops_the_socket(
+@dataclass
+class Dropped:
+    """An answered agent leg whose socket the sandbox closed."""
+
+    token: str
+    client: VertoClient
+    invite: dict[str, Any]
+    ccid: str
+
+
+async def answered_then_dropped(
     api: Api, http: aiohttp.ClientSession, sandbox: SandboxProcess, clients: list[VertoClient]
-) -> None:
+) -> Dropped:
     cred, token = await api.token()
     client = await connect(http, sandbox, clients)
-    await client.login(token)
+    reply = await client.login(token)
+    assert reply["voice_sdk_id"] and client.ready_params == {"reattached_sessions": []}
     leg = (await api.dial(f"sip:{cred['sip_username']}@sip.telnyx.com")).json()["data"]
-    await client.answer(await client.expect("telnyx_rtc.invite"))
+    invite = await client.expect("telnyx_rtc.invite")
+    await client.answer(invite, tone_hz=600.0)
     await api.wait_event(leg["call_control_id"], "call.answered")
-    await api.control("POST", "rtc", {"reattach_window": 0.5})
     dropped = await api.control("POST", "rtc/drop", {"sip_username": cred["sip_username"]})
     assert dropped == {"closed": 1}
     await until(client.closed.wait, what="socket closed")
-    assert (await api.control("GET", f"rtc/calls/{leg['call_control_id']}"))["detached"]
+    return Dropped(token, client, invite, leg["call_control_id"])
+
+
+async def test_rtc__server_drops_the_socket(
+    api: Api, http: aiohttp.ClientSession, sandbox: SandboxProcess, clients: list[VertoClient]
+) -> None:
+    await api.control("POST", "rtc", {"reattach_window": 0.5})
+    gone = await answered_then_dropped(api, http, sandbox, clients)
+    assert (await api.control("GET", f"rtc/calls/{gone.ccid}"))["detached"]
     # Nobody logs in again within the window: the leg ends.
-    hangup = await api.wait_event(leg["call_control_id"], "call.hangup")
+    hangup = await api.wait_event(gone.ccid, "call.hangup")
     assert hangup["hangup_cause"] == "unspecified"
 
 
@@ -244,24 +265,14 @@ async def test_rtc__a_reconnected_session_gets_its_call_back_with_attach(
     """What the SDK does after a network loss mid-call: it logs in again with
     ``reconnection`` and its old ``sessid`` (it has a ``voice_sdk_id``), is told the call
     was reattached, and answers the ``telnyx_rtc.attach`` offer with a new peer."""
-    cred, token = await api.token()
-    first = await connect(http, sandbox, clients)
-    reply = await first.login(token)
-    assert reply["voice_sdk_id"] and first.ready_params == {"reattached_sessions": []}
-    leg = (await api.dial(f"sip:{cred['sip_username']}@sip.telnyx.com")).json()["data"]
-    ccid = leg["call_control_id"]
-    invite = await first.expect("telnyx_rtc.invite")
-    await first.answer(invite, tone_hz=600.0)
-    await api.wait_event(ccid, "call.answered")
-    await api.control("POST", "rtc/drop", {"sip_username": cred["sip_username"]})
-    await until(first.closed.wait, what="socket closed")
-
+    gone = await answered_then_dropped(api, http, sandbox, clients)
+    call_id, ccid = gone.invite["params"]["callID"], gone.ccid
     again = await connect(http, sandbox, clients)
-    await again.login(token, reconnection=True, sessid=first.sessid)
-    assert again.sessid == first.sessid
-    assert again.ready_params == {"reattached_sessions": [invite["params"]["callID"]]}
+    await again.login(gone.token, reconnection=True, sessid=gone.client.sessid)
+    assert again.sessid == gone.client.sessid
+    assert again.ready_params == {"reattached_sessions": [call_id]}
     attach = await again.expect("telnyx_rtc.attach")
-    assert attach["params"]["callID"] == invite["params"]["callID"]
+    assert attach["params"]["callID"] == call_id
     assert attach["params"]["telnyx_call_control_id"] == ccid
     answered = await again.answer(attach, tone_hz=750.0, method="telnyx_rtc.attach")
     assert answered["result"]["message"] == "CALL ATTACHED"
@@ -274,7 +285,7 @@ async def test_rtc__a_reconnected_session_gets_its_call_back_with_attach(
     await until(hears_new_mic, timeout=15, what="the reattached microphone")
     assert [e for e in await api.events(ccid) if e["event_type"] == "call.hangup"] == []
     # And it still hangs up normally from the browser.
-    await again.dialog("telnyx_rtc.bye", invite["params"]["callID"], cause="NORMAL_CLEARING")
+    await again.dialog("telnyx_rtc.bye", call_id, cause="NORMAL_CLEARING")
     hangup = await api.wait_event(ccid, "call.hangup")
     assert hangup["hangup_cause"] == "normal_clearing"
 
@@ -282,19 +293,13 @@ async def test_rtc__a_reconnected_session_gets_its_call_back_with_attach(
 async def test_rtc__another_session_or_a_fresh_login_gets_nothing_back(
     api: Api, http: aiohttp.ClientSession, sandbox: SandboxProcess, clients: list[VertoClient]
 ) -> None:
-    cred, token = await api.token()
-    first = await connect(http, sandbox, clients)
-    await first.login(token)
-    leg = (await api.dial(f"sip:{cred['sip_username']}@sip.telnyx.com")).json()["data"]
-    await first.answer(await first.expect("telnyx_rtc.invite"))
-    await api.wait_event(leg["call_control_id"], "call.answered")
-    await api.control("POST", "rtc/drop", {"sip_username": cred["sip_username"]})
-    await until(first.closed.wait, what="socket closed")
+    gone = await answered_then_dropped(api, http, sandbox, clients)
+    first = gone.client
     fresh = await connect(http, sandbox, clients)
-    await fresh.login(token)  # no reconnection: a new session
+    await fresh.login(gone.token)  # no reconnection: a new session
     assert fresh.sessid != first.sessid and fresh.ready_params == {"reattached_sessions": []}
     _, other_token = await api.token()
     other = await connect(http, sandbox, clients)
     await other.login(other_token, reconnection=True, sessid=first.sessid)  # not its session
     assert other.sessid != first.sessid and other.ready_params == {"reattached_sessions": []}
-    assert (await api.control("GET", f"rtc/calls/{leg['call_control_id']}"))["detached"]
+    assert (await api.control("GET", f"rtc/calls/{gone.ccid}"))["detached"]
