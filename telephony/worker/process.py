@@ -6,7 +6,6 @@ the template (:mod:`telephony.worker.template`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -22,9 +21,13 @@ def run_worker(*, concurrency: int | None, spare: bool) -> NoReturn:
         sys.stderr.write("[Telephony Worker] crashing at start (TELEPHONY_TEST_CRASH_AT_START)\n")
         sys.stderr.flush()
         os._exit(3)
+    import uvloop
+
     from telephony.worker.main import TelephonyWorker
 
-    asyncio.run(TelephonyWorker(concurrency=concurrency, spare=spare).run())
+    # uvloop: the worker's event loop in C. py-spy had the asyncio loop's own scheduling
+    # and socket writes at a fifth of the worker's CPU per request (docs/BENCHMARKS.md §11).
+    uvloop.run(TelephonyWorker(concurrency=concurrency, spare=spare).run())
     # Everything is drained and closed: skip the interpreter's slow teardown of the
     # Telnyx SDK's thousands of modules (0.5-1.5 s on every worker exit).
     logging.shutdown()

@@ -45,6 +45,8 @@ REPARENT_WAIT = 2.0  # seconds a new worker waits to be handed to the supervisor
 def preload() -> float:
     """Import what a worker needs before its first request; returns the seconds it took."""
     started = time.monotonic()
+    import uvloop  # noqa: F401  (the worker's event loop, telephony.worker.process)
+
     import telephony.worker.main  # noqa: F401  (the worker code and, through the adapter, telnyx)
     from telephony.worker.adapter import preload_sdk
 
