@@ -78,6 +78,23 @@ def _is_text(name: str) -> bool:
     return isinstance(_field(name), _TEXT_FIELDS)
 
 
+async def acall_claim_agent_dial(*, call_id: uuid.UUID | str, now: datetime) -> bool:
+    """Take the right to dial the agent leg: True for exactly one caller, ever.
+
+    One conditional UPDATE stamps ``dialed_at`` while the call is still to be dialled and
+    no agent leg is known. Only the web side asks for the agent Dial, once per row; a
+    second run of it is the same request delivered again (after a Redis failover lost its
+    claim), and must not ring the agent a second time.
+    """
+    claimed = await Call.objects.filter(
+        id=call_id,
+        status__in=[CallStatus.QUEUED, CallStatus.UNKNOWN],
+        dialed_at__isnull=True,
+        agent_call_control_id="",
+    ).aupdate(dialed_at=now, updated_at=now)
+    return bool(claimed)
+
+
 async def acall_claim_customer_dial(*, call_id: uuid.UUID | str, now: datetime) -> bool:
     """Take the right to dial the customer leg: True for exactly one caller, ever.
 

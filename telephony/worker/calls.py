@@ -26,7 +26,12 @@ from telephony.events import push_call
 from telephony.legs import Leg, agent_sip_uri, encode_client_state
 from telephony.models import Call, CallStatus, Credential, HangupSide
 from telephony.recording_policy import dial_record_options
-from telephony.services import acall_advance, acall_claim_customer_dial, acall_fill
+from telephony.services import (
+    acall_advance,
+    acall_claim_agent_dial,
+    acall_claim_customer_dial,
+    acall_fill,
+)
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.provider import RequestContext
 from telephony.worker.recording import RecordingOperations
@@ -78,6 +83,12 @@ class CallOperations(RecordingOperations):
             await acall_advance(call_id=call.id, status=CallStatus.FAILED, fields=fields)
             await self._push(call.id)
             raise exc.NoCredential()
+        if not await acall_claim_agent_dial(call_id=call.id, now=timezone.now()):
+            logger.warning(
+                "[Telephony Worker] request_id=%s call_id=%s agent leg already dialled once",
+                ctx.request_id, call.id,
+            )  # fmt: skip
+            return (await Call.objects.aget(pk=call.id)).public()
         try:
             result = await self.adapter.dial(
                 ctx,

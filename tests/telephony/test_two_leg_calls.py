@@ -343,6 +343,21 @@ async def test_two_legs__customer_number_refused_by_telnyx_ends_the_agent_leg(ri
 # -- the agent leg -------------------------------------------------------------------------
 
 
+async def test_two_legs__a_dial_delivered_twice_rings_the_agent_once(rig) -> None:
+    """The same call.dial run again (its Redis claim lost in a failover), after a first run
+    whose outcome was unknown, or at the same time as it: one agent Dial, ever."""
+    rig.adapter.fail_dial.append(exc.ProviderTimeout())
+    call = await Call.objects.acreate(user=rig.user, to_number=TO)
+    with pytest.raises(exc.ProviderTimeout):
+        await rig.ops.call_dial(ctx(), {"call_id": str(call.id)})
+    assert (await Call.objects.aget(pk=call.pk)).status == CallStatus.UNKNOWN
+    again = await rig.ops.call_dial(ctx(), {"call_id": str(call.id)})
+    assert again["status"] == "unknown" and rig.adapter.names() == ["dial:agent"]
+    other = await Call.objects.acreate(user=rig.user, to_number=TO)
+    await asyncio.gather(*(rig.ops.call_dial(ctx(), {"call_id": str(other.id)}) for _ in "ab"))
+    assert rig.adapter.names() == ["dial:agent", "dial:agent"]
+
+
 async def test_two_legs__no_credential_is_409_and_a_failed_row(rig) -> None:
     await Credential.objects.all().adelete()
     call = await Call.objects.acreate(user=rig.user, to_number=TO)
