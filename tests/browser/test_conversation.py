@@ -213,7 +213,7 @@ def test_conversation__an_agent_calls_and_both_sides_hear_each_other(
 
 
 def test_conversation__survives_a_lost_signalling_socket_by_reattaching(
-    page: Any, product: Product
+    page: Any, product: Product, shots: list[str]
 ) -> None:
     """A network blip closes the page's signalling socket mid-call. The SDK logs in again as
     a reconnection, the call is reattached (``telnyx_rtc.attach``) and the page's controls
@@ -233,6 +233,7 @@ def test_conversation__survives_a_lost_signalling_socket_by_reattaching(
         lambda: customer_hears_mic(call.sandbox, call.agent), "the agent again, at the customer"
     )
     assert not call.sandbox.hung_up(call.agent) and not call.sandbox.hung_up(call.customer)
+    screenshot(page, "23-conversation-after-reattach", shots)
     # The controls drive the reattached call: mute silences the agent, unmute brings it back.
     call.controls.get_by_role("button", name="Mute microphone").click()
     wait_silent(lambda: call.sandbox.customer_hears(call.agent), "silence after mute")
