@@ -194,6 +194,9 @@ def _report(
         "sentinel_failover_s": out["sentinel_failover_s"],
         "first_503_after_kill_s": round(min(firsts) - killed, 2) if firsts else None,
         "back_to_ready_after_kill_s": round(back - killed, 2) if back else None,
+        # Why, when it is not back: the states read after the kill, and the last ones.
+        "statuses_after_kill": dict(Counter(s[2] for s in samples if s[0] >= killed)),
+        "last_statuses": [s[2] for s in samples[-5:]],
         "requests": len(records),
         "requests_after_kill": len(after),
         "slowest_answer_during_failover_s": round(max(during), 2) if during else None,

@@ -107,10 +107,8 @@ class TelephonyWorker:
         self.supervisor_id = os.environ.get("TELEPHONY_SUPERVISOR_ID", "")
         self.draining = False
         self.spare = spare
-        # Claims: replicas online at the last beat (None: not asked yet, or none needed),
-        # and whether a claim was refused since (both make the heartbeat's claims_ok).
+        # Replicas online at the last beat (None: not asked yet, or none needed).
         self._replicas_online: int | None = None
-        self._claim_refused = False
         self._promoted = asyncio.Event()
         self._stop = asyncio.Event()
         self._closing = False
@@ -270,7 +268,6 @@ class TelephonyWorker:
             )
             return
         if claim is Claim.UNREPLICATED:  # a failover could lose the claim: do not run it
-            self._claim_refused = True
             logger.warning(
                 "[Telephony Worker] request_id=%s op=%s refused: no replica confirmed the claim",
                 rid,
@@ -357,13 +354,12 @@ class TelephonyWorker:
         )
 
     def claims_ok(self) -> bool:
-        """Its claims can be confirmed: enough replicas were online at the last beat and
-        none was refused since. Until the first reading, a refusal alone decides."""
+        """Its claims can be confirmed: enough replicas were online at the last beat. One
+        slow WAIT does not count (the request is refused, the state stays): the state says
+        what stays true for a while, a replica missing or far behind."""
         needed = required_replicas()
-        if needed == 0:
-            return True
         online = self._replicas_online
-        return not self._claim_refused and (online is None or online >= needed)
+        return needed == 0 or online is None or online >= needed
 
     async def _beat(self) -> None:
         r = get_async_redis()
@@ -387,7 +383,6 @@ class TelephonyWorker:
         self.adapter.breaker.forced = forced if forced in ("open", "closed") else None
         if asks_replicas:
             self._replicas_online = replicas_online(results[4])
-            self._claim_refused = False  # this beat reported it: the reading decides now
 
     @staticmethod
     def _queue_metrics(pipe: Any, pending: Pending) -> None:

@@ -28,7 +28,7 @@ def test_failover__kill_the_master_under_load_keeps_every_promise(tmp_path: Path
     assert report["calls_non_terminal"] == 0 and report["calls_201_without_row"] == 0
     assert report["processes_restarted"] == 0
     assert report["pids"]["before"] == report["pids"]["after"]
-    assert report["back_to_ready_after_kill_s"] is not None  # ready again, by itself
+    assert report["back_to_ready_after_kill_s"] is not None, report  # ready again, by itself
     # Clean 503s, a dropped WebSocket, and 504 worker_timeout: a request written to the old
     # master and lost with it is never run (at most once), so its caller waits out its
     # deadline (docs/ARCHITECTURE.md, "At most once across a Redis failover"). Never a 500,
@@ -37,6 +37,8 @@ def test_failover__kill_the_master_under_load_keeps_every_promise(tmp_path: Path
         lost_with_master = answer.endswith("504 worker_timeout")
         clean = answer.startswith("ws ") or " 503" in answer or lost_with_master
         assert clean, report["failed_by_answer"]
-    assert set(report["web_503_reasons"]) <= {"redis_unreachable", "no_worker", "reply_lost"}
+    # claims_unreplicated: on the new master until the other replica follows it.
+    allowed = {"redis_unreachable", "no_worker", "reply_lost", "claims_unreplicated"}
+    assert set(report["web_503_reasons"]) <= allowed, report["web_503_reasons"]
     assert report["calls"] > 0 and report["requests_after_kill"] > 0
     assert run.returncode == 0, text
