@@ -36,16 +36,23 @@ def wait_for(fn: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
 # Below -60 dBFS over the last second: silence to a listener. Not exactly 0: the Opus
 # decoder may leave a trace of the last words, or comfort noise, in a muted stream.
 SILENCE_RMS = 0.001
+# A meter keeps the last second it received: when no frame at all arrives for this long (a
+# muted browser may send no RTP; a loaded machine delivers it in bursts), nothing is heard.
+NO_FRAMES_FOR = 1.5
 
 
 def wait_silent(heard: Callable[[], dict[str, Any]], what: str, timeout: float = 15.0) -> None:
-    """Wait until ``heard()`` (a meter report) is silence; fail saying what it last was."""
+    """Wait until ``heard()`` (a meter report) is silence, or no frame reaches the meter
+    for ``NO_FRAMES_FOR`` seconds; fail saying what it last was."""
     report: dict[str, Any] = {}
+    frames, since = -1, time.monotonic()
 
     def silent() -> bool:
-        nonlocal report
+        nonlocal report, frames, since
         report = heard()
-        return bool(report["rms"] < SILENCE_RMS)
+        if report["frames"] != frames:
+            frames, since = report["frames"], time.monotonic()
+        return bool(report["rms"] < SILENCE_RMS) or time.monotonic() - since >= NO_FRAMES_FOR
 
     try:
         wait_for(silent, what, timeout)
@@ -82,6 +89,22 @@ class Sandbox:
     def legs_of(self, user: str) -> list[dict[str, Any]]:
         legs: list[dict[str, Any]] = httpx.get(f"{self.control}/rtc/calls", timeout=5).json()
         return [leg for leg in legs if leg["sip_username"] == user]
+
+    def agent_leg_of(self, call_id: str) -> str:
+        """The agent leg the worker dialled for our call ``call_id`` (by its client_state):
+        not an earlier call's, which the sandbox still lists, nor none yet, since the
+        sandbox rings a Dial's leg just after answering the Dial."""
+
+        def ours(leg: dict[str, Any]) -> bool:
+            raw = leg.get("client_state")
+            return bool(raw) and json.loads(base64.b64decode(raw)).get("call") == call_id
+
+        def found() -> str | None:
+            legs = httpx.get(f"{self.control}/rtc/calls", timeout=5).json()
+            mine = [leg for leg in legs if ours(leg)]
+            return str(mine[-1]["call_control_id"]) if mine else None
+
+        return wait_for(found, f"the worker's agent leg for call {call_id}")
 
     def leg(self, call_control_id: str) -> dict[str, Any]:
         """One agent leg's report. The sandbox rings a Dial's leg just after answering the

@@ -98,14 +98,13 @@ class Conversation:
         self.controls = self.ada.locator(".tel-phone")
         login_agent(page)
         wait_softphone_ready(page)
-        user = self.sandbox.agent_user()
+        self.sandbox.agent_user()  # the softphone logged in to /rtc
         with page.expect_response(lambda r: r.url.endswith("/api/webrtc/call")) as answer:
             self.ada.locator("button.tel-call__button").click()
         clicked = time.monotonic()
         assert answer.value.status == 201, answer.value.text()
         self.call_id: str = answer.value.json()["call"]["id"]
-        legs = wait_for(lambda: self.sandbox.legs_of(user), "the worker's agent leg")
-        self.agent: str = legs[-1]["call_control_id"]
+        self.agent: str = self.sandbox.agent_leg_of(self.call_id)
         wait_for(lambda: self.sandbox.leg(self.agent)["bridged"], "the customer to be bridged")
         self.customer: str = self.sandbox.leg(self.agent)["bridged_with"]
         self.tone = self.sandbox.tone_hz()

@@ -54,12 +54,12 @@ def test_recording__the_agent_starts_and_stops_it_and_sees_the_indicator(
     login_agent(page)
     assert ada.get_attribute("data-tel-recording") == "on_demand"
     wait_softphone_ready(page)
-    user = sandbox.agent_user()
-    ada.locator("button.tel-call__button").click()
+    sandbox.agent_user()
+    with page.expect_response(lambda r: r.url.endswith("/api/webrtc/call")) as answer:
+        ada.locator("button.tel-call__button").click()
     toggle = ada.locator("button.tel-rec__toggle")
     indicator = ada.locator(".tel-rec__indicator[role=status]")
-    legs = wait_for(lambda: sandbox.legs_of(user), "the worker's agent leg")
-    agent = legs[-1]["call_control_id"]
+    agent = sandbox.agent_leg_of(answer.value.json()["call"]["id"])
     wait_for(lambda: sandbox.leg(agent)["bridged"], "the customer to answer (bridged)")
     customer = sandbox.leg(agent)["bridged_with"]
 

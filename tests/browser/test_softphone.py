@@ -82,9 +82,7 @@ def test_softphone__answers_its_agent_leg_plays_the_customer_and_controls_the_ca
 
     # The agent leg, then the customer bridged to it on answer: the worker's, or ours.
     if WORKER_DIALS_LEGS:
-        agent = wait_for(lambda: sandbox.legs_of(user), "the worker's agent leg")[-1][
-            "call_control_id"
-        ]
+        agent = sandbox.agent_leg_of(call_id)
     else:
         agent = sandbox.dial(f"sip:{user}@sip.telnyx.com", client_state=client_state(call_id))
     wait_for(lambda: sandbox.leg(agent)["answered_by"], "the page to answer the agent leg")
@@ -205,9 +203,7 @@ def test_softphone__with_two_tabs_the_call_is_answered_in_the_tab_that_placed_it
         ada.locator(CALL_BUTTONS).click()
     call_id = answer.value.json()["call"]["id"]
     if WORKER_DIALS_LEGS:
-        agent = wait_for(lambda: sandbox.legs_of(user), "the worker's agent leg")[-1][
-            "call_control_id"
-        ]
+        agent = sandbox.agent_leg_of(call_id)
     else:
         agent = sandbox.dial(f"sip:{user}@sip.telnyx.com", client_state=client_state(call_id))
     wait_for(lambda: sandbox.leg(agent)["answered_by"], "one tab to answer the agent leg")

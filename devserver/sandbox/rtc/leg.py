@@ -59,6 +59,7 @@ class AgentLeg:
             "call_control_id": self.call.call_control_id,
             "call_id": self.call_id,
             "sip_username": self.user,
+            "client_state": self.call.client_state,
             "state": self.call.state,
             "answered_by": self.session.sessid if self.session else None,
             "detached": self.detached,
