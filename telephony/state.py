@@ -127,8 +127,6 @@ def compute_state(
     breakers = [w.breaker for w in serving]
     if forced_breaker != "closed" and all(b == "open" for b in breakers):
         return make(UNAVAILABLE, "circuit_open")
-    if not any(w.claims_ok for w in serving):  # every request would be refused unexecuted
-        return make(UNAVAILABLE, "claims_unreplicated")
     if alive < desired:
         return make(DEGRADED, "workers_missing")
     if failed_sups:

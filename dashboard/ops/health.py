@@ -44,10 +44,6 @@ REASONS = {
     "no_worker": "No worker is running: calls are refused at once.",
     "circuit_open": "The provider circuit is open on every worker: calls are refused.",
     "circuit_forced_open": "An operator forced the provider circuit open: calls are refused.",
-    "claims_unreplicated": (
-        "Too few Redis replicas confirm the workers' claims (TELEPHONY_CLAIM_REPLICAS): "
-        "calls are refused unexecuted until replicas are back."
-    ),
     "redis_unreachable": "Redis is unreachable: nothing can reach the workers.",
     "restart_intensity": "Gave up after too many restarts. Reset or restart to try again.",
     "starting": "Workers are starting.",

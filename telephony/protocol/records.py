@@ -84,9 +84,6 @@ class Heartbeat:
     concurrency: int = 0
     draining: bool = False
     spare: bool = False
-    # Its claims reach the replicas TELEPHONY_CLAIM_REPLICAS asks for (always true when it
-    # asks for none): false, every request it pops is refused, so it serves nothing.
-    claims_ok: bool = True
 
     @property
     def serving(self) -> bool:

@@ -13,8 +13,6 @@ Guarantee and limits: docs/ARCHITECTURE.md, "At most once across a Redis failove
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Any
 
 from django.conf import settings
 
@@ -30,7 +28,7 @@ class Claim(enum.Enum):
 
 async def claim_request(request_id: str, owner: str, *, ttl_ms: int) -> Claim:
     """Claim ``request_id`` for ``owner``. Raises ``redis.RedisError`` / ``OSError``."""
-    replicas = required_replicas()
+    replicas = int(settings.TELEPHONY_CLAIM_REPLICAS)
     pipe = get_async_redis().pipeline(transaction=False)
     pipe.set(Keys.claim(request_id), owner, nx=True, px=ttl_ms)
     if replicas > 0:
@@ -41,23 +39,3 @@ async def claim_request(request_id: str, owner: str, *, ttl_ms: int) -> Claim:
     if replicas > 0 and int(results[1]) < replicas:
         return Claim.UNREPLICATED
     return Claim.OURS
-
-
-def required_replicas() -> int:
-    """How many replicas must confirm a claim (``TELEPHONY_CLAIM_REPLICAS``; 0: none)."""
-    return int(settings.TELEPHONY_CLAIM_REPLICAS)
-
-
-def replicas_online(info: Mapping[str, Any]) -> int:
-    """The replicas attached to the master, from its ``INFO replication`` (as redis-py
-    parses it: ``slave0`` ... as dicts) in state ``online``. How far behind one is, WAIT
-    itself measures, request by request: an ``INFO`` lag of a few seconds under load does
-    not keep it from confirming within ``TELEPHONY_CLAIM_WAIT_MS``."""
-    return sum(
-        1
-        for key, value in info.items()
-        if key.startswith("slave")
-        and key[5:].isdigit()
-        and isinstance(value, Mapping)
-        and value.get("state") == "online"
-    )

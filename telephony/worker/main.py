@@ -41,7 +41,7 @@ from telephony.protocol import CHANNEL, FIRE_AND_FORGET, Heartbeat, Reply, Reque
 from telephony.state import now_ms
 from telephony.worker.adapter import TelnyxAdapter
 from telephony.worker.breaker import breaker_from_settings
-from telephony.worker.claims import Claim, claim_request, replicas_online, required_replicas
+from telephony.worker.claims import Claim, claim_request
 from telephony.worker.hygiene import credential_hygiene
 from telephony.worker.operations import Operations
 from telephony.worker.process import own_memory
@@ -107,8 +107,6 @@ class TelephonyWorker:
         self.supervisor_id = os.environ.get("TELEPHONY_SUPERVISOR_ID", "")
         self.draining = False
         self.spare = spare
-        # Replicas online at the last beat (None: not asked yet, or none needed).
-        self._replicas_online: int | None = None
         self._promoted = asyncio.Event()
         self._stop = asyncio.Event()
         self._closing = False
@@ -350,16 +348,7 @@ class TelephonyWorker:
             concurrency=self.concurrency,
             draining=self.draining,
             spare=self.spare,
-            claims_ok=self.claims_ok(),
         )
-
-    def claims_ok(self) -> bool:
-        """Its claims can be confirmed: enough replicas were online at the last beat. One
-        slow WAIT does not count (the request is refused, the state stays): the state says
-        what stays true for a while, a replica missing or far behind."""
-        needed = required_replicas()
-        online = self._replicas_online
-        return needed == 0 or online is None or online >= needed
 
     async def _beat(self) -> None:
         r = get_async_redis()
@@ -369,9 +358,6 @@ class TelephonyWorker:
         pipe.zadd(Keys.workers(), {self.worker_id: now_ms()})
         pipe.zremrangebyscore(Keys.workers(), "-inf", now_ms() - 3_600_000)
         pipe.get(Keys.breaker_forced())
-        asks_replicas = required_replicas() > 0
-        if asks_replicas:  # read for the next beat (the record above is already written)
-            pipe.info("replication")
         pending = self.stats.take_pending()
         self._queue_metrics(pipe, pending)
         try:
@@ -381,8 +367,6 @@ class TelephonyWorker:
             raise
         forced = results[3]
         self.adapter.breaker.forced = forced if forced in ("open", "closed") else None
-        if asks_replicas:
-            self._replicas_online = replicas_online(results[4])
 
     @staticmethod
     def _queue_metrics(pipe: Any, pending: Pending) -> None:

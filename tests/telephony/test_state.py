@@ -33,8 +33,8 @@ def _state(sups=(), workers=(), forced=None, stopped=False):
     )
 
 
-def _w(breaker="closed", draining=False, spare=False, claims_ok=True):
-    return Heartbeat(id="h:1", breaker=breaker, draining=draining, spare=spare, claims_ok=claims_ok)
+def _w(breaker="closed", draining=False, spare=False):
+    return Heartbeat(id="h:1", breaker=breaker, draining=draining, spare=spare)
 
 
 def _sup(state, desired, sid="h:1"):
@@ -76,24 +76,10 @@ def _sup(state, desired, sid="h:1"):
         ),
         # Workers without a supervisor (run by hand) serve: desired is what is alive.
         ([], [_w()], None, False, READY),
-        # No worker can get a claim confirmed by a replica: every request would be refused.
-        (
-            [_sup("running", 2)],
-            [_w(claims_ok=False), _w(claims_ok=False)],
-            None,
-            False,
-            UNAVAILABLE,
-        ),
-        ([_sup("running", 2)], [_w(claims_ok=False), _w()], None, False, READY),
     ],
 )
 def test_compute_state__rules(sups, workers, forced, stopped, expected) -> None:
     assert _state(sups, workers, forced, stopped).status == expected
-
-
-def test_compute_state__unconfirmed_claims_say_why() -> None:
-    state = _state([_sup("running", 1)], [_w(claims_ok=False)], None, False)
-    assert (state.status, state.reason) == (UNAVAILABLE, "claims_unreplicated")
 
 
 def test_state__public_shape() -> None:

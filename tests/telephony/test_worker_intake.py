@@ -23,10 +23,8 @@ from telephony.connections import get_async_redis
 from telephony.keys import Keys
 from telephony.models import Credential
 from telephony.protocol import CHANNEL, Heartbeat, Reply, Request
-from telephony.state import aread_state
 from telephony.web.client import get_telephony_service
 from telephony.worker.breaker import CircuitBreaker
-from telephony.worker.claims import replicas_online
 from telephony.worker.provider import CredentialInfo, RequestContext
 from tests.helpers import await_until
 from tests.telephony.conftest import Workers
@@ -248,38 +246,3 @@ async def test_worker__stop_drains_in_flight_work_and_takes_nothing_new(workers)
         assert await queued() == 1
     assert not await get_async_redis().exists(Keys.worker(worker.worker_id))  # forgotten
     assert worker.adapter.closed
-
-
-def test_replicas_online__counts_the_replicas_online() -> None:
-    info = {
-        "role": "master",
-        "connected_slaves": 3,
-        "slave0": {"ip": "10.0.0.2", "port": 6379, "state": "online", "offset": 9, "lag": 0},
-        "slave1": {"ip": "10.0.0.3", "port": 6379, "state": "online", "offset": 9, "lag": 9},
-        "slave2": {"ip": "10.0.0.4", "port": 6379, "state": "wait_bgsave", "offset": 0},
-        "slave_read_repl_offset": 9,  # not a replica
-    }
-    assert replicas_online(info) == 2  # lagging is WAIT's to judge, request by request
-    assert replicas_online({"role": "master", "connected_slaves": 0}) == 0
-
-
-async def test_worker__without_the_replicas_asked_for_its_beat_says_claims_fail(
-    workers: Workers, settings: Any
-) -> None:
-    """The test Redis has no replica: with one asked for, a request is refused unexecuted,
-    and the service reads unavailable (claims_unreplicated) before anyone clicks."""
-    settings.TELEPHONY_CLAIM_REPLICAS, settings.TELEPHONY_CLAIM_WAIT_MS = 1, 10
-    worker = await workers.start()
-    await await_until(lambda: not worker.heartbeat().claims_ok, timeout=5)
-    await await_until(lambda: aread_state_is("claims_unreplicated"), timeout=5)
-    reply_to, _ = await send_pings(1)
-    [reply] = await replies(reply_to, 1)
-    assert reply.error is not None and reply.error["reason"] == "claim_not_replicated"
-    # Back to none asked for: the next beat serves again.
-    settings.TELEPHONY_CLAIM_REPLICAS = 0
-    await await_until(lambda: aread_state_is(""), timeout=5)
-
-
-async def aread_state_is(reason: str) -> bool:
-    state = await aread_state()
-    return state.reason == reason and (reason != "" or state.available)
