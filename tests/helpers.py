@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import signal
 import socket
@@ -235,3 +236,36 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def run_bench(module: str, args: list[str], report_path: Path, *, timeout: float) -> BenchRun:
+    """``python -m <module> <args> --report <report_path>`` in its own process group,
+    killed with the group if it is still there; its JSON report and output."""
+    argv = [sys.executable, "-m", module, *args, "--report", str(report_path)]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # only if it is still there
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    text = output.decode(errors="replace")[-4000:]
+    assert report_path.exists(), text
+    return BenchRun(json.loads(report_path.read_text()), text, proc.returncode)
+
+
+@dataclass
+class BenchRun:
+    report: dict[str, Any]
+    output: str  # its last 4000 characters, for failure messages
+    returncode: int

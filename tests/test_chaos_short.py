@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,36 +26,17 @@ from bench.chaos_check import (
 )
 from bench.chaos_faults import KINDS
 from bench.chaos_load import Record
-from tests.conftest import ROOT
+from tests.helpers import run_bench
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.xdist_group("supervisors")
 def test_chaos_short__no_invariant_violated(tmp_path: Path) -> None:
-    report_path = tmp_path / "chaos.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.chaos", "--short", "--report", str(report_path)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=270)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # only if it is still there
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    text = output.decode(errors="replace")
-    assert report_path.exists(), text[-4000:]
-    report = json.loads(report_path.read_text())
-    assert report["violations"] == [], text[-4000:]
-    assert proc.returncode == 0, text[-4000:]
+    run = run_bench("bench.chaos", ["--short"], tmp_path / "chaos.json", timeout=270)
+    report, text = run.report, run.output
+    assert report["violations"] == [], text
+    assert run.returncode == 0, text
     assert report["faults"]["skipped"] == 0
     assert all(report["faults"]["by_kind"][kind] >= 1 for kind in KINDS), report["faults"]
     assert report["processes"]["leftovers"] == []

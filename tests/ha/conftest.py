@@ -7,21 +7,13 @@ master take their own cluster (``fresh_cluster``).
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.sentinel_cluster import SentinelCluster
 from telephony.redis_target import caches_config, channel_layers_config, parse_sentinels
-from tests.conftest import ROOT
 
 PASSWORD = "redis-secret-pw"
 SENTINEL_PASSWORD = "sentinel-secret-pw"
@@ -74,36 +66,3 @@ def sentinel_settings(
 ) -> SentinelCluster:
     point_at(settings, sentinel_cluster, telephony_redis)
     return sentinel_cluster
-
-
-def run_bench(module: str, args: list[str], report_path: Path, *, timeout: float) -> BenchRun:
-    """``python -m <module> <args> --report <report_path>`` in its own process group,
-    killed with the group if it is still there; its JSON report and output."""
-    argv = [sys.executable, "-m", module, *args, "--report", str(report_path)]
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # only if it is still there
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    text = output.decode(errors="replace")[-4000:]
-    assert report_path.exists(), text
-    return BenchRun(json.loads(report_path.read_text()), text, proc.returncode)
-
-
-@dataclass
-class BenchRun:
-    report: dict[str, Any]
-    output: str  # its last 4000 characters, for failure messages
-    returncode: int

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ha.conftest import run_bench
+from tests.helpers import run_bench
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.hostloss import pg_problem
-from tests.ha.conftest import run_bench
+from tests.helpers import run_bench
 
 
 @pytest.mark.slow
