@@ -24,6 +24,7 @@ markup, a pure function of its variables, is rendered once and then looked up
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 from types import NoneType
 from typing import Any, NamedTuple
@@ -32,12 +33,15 @@ from urllib.parse import urlencode
 import phonenumbers
 from django import template
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.middleware.csrf import get_token
 from django.template import Context
 from django.template import Template as DjangoTemplate
+from django.template.base import FilterExpression, token_kwargs
 from django.template.loader import get_template
 from django.templatetags.static import static
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -57,9 +61,11 @@ UNAVAILABLE_TEXT = "Calls unavailable"
 # Marks, on the request (or the render context), that the CSS/JS tags were written.
 ASSETS_FLAG = "_telephony_assets_included"
 PAGE_KEY = "_telephony_page"
+HTML_KEY = "_telephony_buttons"  # the request's page's rendered buttons
 # Numbers parsed, and buttons rendered, kept per process (a few MB at most).
 NUMBER_CACHE_SIZE = 4096
-HTML_CACHE_SIZE = 2048
+HTML_CACHE_SIZE = 2048  # buttons per distinct page
+PAGE_CACHE_SIZE = 64  # distinct pages (states, logged in or not, settings)
 # Separators people type in numbers; "+1 (202) 555-0143" is accepted as +12025550143.
 _SEPARATORS = str.maketrans("", "", " -.()/\u00a0")
 
@@ -185,16 +191,6 @@ def _assets_once(context: template.Context) -> str:
     return str(tags)
 
 
-def _sdk_url() -> str:
-    """The vendored SDK's URL; empty (no softphone, the button still renders) if the
-    static storage cannot name it."""
-    try:
-        return str(static(SDK_PATH))
-    except Exception:
-        logger.exception("[Telephony Tag] call_button: no static URL for %s", SDK_PATH)
-        return ""
-
-
 def _user_is_authenticated(context: template.Context) -> bool:
     request = context.get("request")
     user = getattr(request, "user", None) if request is not None else context.get("user")
@@ -209,6 +205,42 @@ def _login_url(context: template.Context) -> str:
     return url
 
 
+def _base_button(urlconf: str | None, recording: str, sdk_url: str) -> Button:
+    return Button(
+        available=False,
+        call_url=reverse("telephony:call", urlconf=urlconf),
+        status_url=reverse("telephony:status", urlconf=urlconf),
+        csrf_cookie=str(settings.CSRF_COOKIE_NAME),
+        credential_url=reverse("telephony:credential", urlconf=urlconf),
+        sdk_url=sdk_url,
+        rtc_host=str(getattr(settings, "TELEPHONY_RTC_HOST", "") or ""),
+        recording=recording,
+    )
+
+
+@lru_cache(maxsize=16)
+def _base(script_prefix: str, urlconf: str | None, recording: str) -> Button:
+    """The page's URLs and settings, nothing of any one number: three ``reverse()`` and
+    a static URL, worked out once per script prefix and URLconf (and again after a
+    settings change). A failure is not cached."""
+    return _base_button(urlconf, recording, str(static(SDK_PATH)))
+
+
+def _page_base() -> Button:
+    prefix, urlconf, recording = get_script_prefix(), get_urlconf(), recording_policy()
+    try:
+        return _base(prefix, urlconf, recording)
+    except Exception:
+        # No softphone (the SDK's URL is empty), but the button still renders.
+        logger.exception("[Telephony Tag] call_button: no static URL for %s", SDK_PATH)
+        return _base_button(urlconf, recording, "")
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs: Any) -> None:
+    _base.cache_clear()
+
+
 def _page(context: template.Context, number: object) -> Page:
     """What a request's (or, without one, a render's) buttons share, worked out by its
     first button: one state reading, one CSRF cookie, three ``reverse()``, however many
@@ -218,22 +250,15 @@ def _page(context: template.Context, number: object) -> Page:
     page: Page | None = holder.get(PAGE_KEY)
     if page is not None:
         return page
-    base = Button(
-        available=False,
-        call_url=reverse("telephony:call"),
-        status_url=reverse("telephony:status"),
-        csrf_cookie=str(settings.CSRF_COOKIE_NAME),
-        credential_url=reverse("telephony:credential"),
-        sdk_url=_sdk_url(),
-        rtc_host=str(getattr(settings, "TELEPHONY_RTC_HOST", "") or ""),
-        recording=recording_policy(),
-    )
+    base = _page_base()
     authenticated = _user_is_authenticated(context)
     available: bool | None = False
     login_url = ""
     if authenticated:
-        if request is not None:
-            get_token(request)  # makes sure the csrftoken cookie the JS sends back is set
+        if request is not None and not request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+            # Makes sure the csrftoken cookie the JS sends back is set (unless something,
+            # e.g. a {% csrf_token %}, already did in this request).
+            get_token(request)
         try:
             available = bool(get_telephony_service().status().available)
         except Exception:
@@ -310,24 +335,65 @@ def _html(
 
 
 # The markup is a pure function of the page and the tag's arguments: a page rendered again
-# (the same contacts, the same state) costs one lookup per button.
-_cached_html = lru_cache(maxsize=HTML_CACHE_SIZE)(_html)
+# (the same contacts, the same state) costs one dict lookup per button. One dict of buttons
+# per distinct Page (the state, the user being logged in, the template, the settings);
+# a request finds its dict once, under HTML_KEY, so a button does not hash the Page.
+_PAGES: dict[Page, dict[tuple[object, ...], tuple[SafeString, str]]] = {}
+_PAGES_LOCK = threading.Lock()
 _PLAIN = (str, NoneType)
 
 
+def _buttons_of(page: Page) -> dict[tuple[object, ...], tuple[SafeString, str]]:
+    buttons = _PAGES.get(page)
+    if buttons is None:
+        with _PAGES_LOCK:
+            while len(_PAGES) >= PAGE_CACHE_SIZE:
+                del _PAGES[next(iter(_PAGES))]  # the oldest page
+            buttons = _PAGES.setdefault(page, {})
+    return buttons
+
+
+def clear_caches() -> None:
+    """Forget every parsed number and rendered button (tests, benchmarks)."""
+    _checked.cache_clear()
+    _display.cache_clear()
+    _PAGES.clear()
+
+
+def _cacheable(number: object, label: object, name: object) -> bool:
+    # A SafeString or a lazy string may be escaped unlike an equal plain one, and True
+    # equals 1: only plain values are looked up in, or put into, the cache.
+    return type(number) in (str, int) and type(label) in _PLAIN and type(name) in _PLAIN
+
+
 def _markup(
-    page: Page, number: object, label: object, name: object, assets: str
-) -> tuple[SafeString, str]:
-    if (
-        type(number) in (str, int)
-        and type(label) in _PLAIN
-        and type(name) in _PLAIN
-        and isinstance(page.template, DjangoTemplate)
-    ):
-        return _cached_html(page, number, label, name, assets)
-    # A SafeString or a lazy string may be escaped unlike an equal plain one, and another
-    # engine's template object is not the same one twice: never from, nor into, the cache.
-    return _html(page, number, label, name, assets)
+    context: template.Context, page: Page, number: object, label: object, name: object,
+    assets: str,
+) -> tuple[SafeString, str]:  # fmt: skip
+    if not (_cacheable(number, label, name) and isinstance(page.template, DjangoTemplate)):
+        # Another engine's template object is not the same one twice: never cached.
+        return _html(page, number, label, name, assets)
+    buttons = _buttons_of(page)
+    key = (number, label, name, assets)
+    hit = buttons.get(key)
+    if hit is None:
+        hit = _html(page, number, label, name, assets)
+        if len(buttons) >= HTML_CACHE_SIZE:
+            buttons.clear()
+        buttons[key] = hit
+    request = context.get("request")
+    if request is not None:
+        request.__dict__[HTML_KEY] = buttons  # the node's fast path, from now on
+    return hit
+
+
+def _warn_number(reason: str, number: object) -> None:
+    if reason in (INVALID, NOT_ALLOWED):
+        logger.warning(
+            "[Telephony Tag] call_button: %s %s",
+            "not a valid number" if reason == INVALID else "destination not allowed",
+            mask_number(number),
+        )
 
 
 def _fallback_html(assets: str = "") -> SafeString:
@@ -340,7 +406,6 @@ def _fallback_html(assets: str = "") -> SafeString:
     )
 
 
-@register.simple_tag(takes_context=True)
 def call_button(
     context: template.Context,
     number: object = None,
@@ -360,17 +425,98 @@ def call_button(
                 "[Telephony Tag] call_button: ignoring unknown argument(s) %s",
                 ", ".join(sorted(unknown)),
             )
-        html, reason = _markup(_page(context, number), number, label, name, assets)
-        if reason in (INVALID, NOT_ALLOWED):
-            logger.warning(
-                "[Telephony Tag] call_button: %s %s",
-                "not a valid number" if reason == INVALID else "destination not allowed",
-                mask_number(number),
-            )
+        html, reason = _markup(context, _page(context, number), number, label, name, assets)
+        _warn_number(reason, number)
         return html
     except Exception:
         logger.exception("[Telephony Tag] call_button failed for %s", mask_number(number))
         return _fallback_html(assets)
+
+
+class CallButtonNode(template.Node):
+    """``{% call_button number [label=...] [name=...] [as var] %}``.
+
+    A node of its own rather than a ``simple_tag``: once a request has rendered a button,
+    a button it has rendered before costs resolving its arguments and one dict lookup
+    (docs/BENCHMARKS.md, section 11). Anything else takes ``call_button``.
+    """
+
+    def __init__(
+        self,
+        args: list[FilterExpression],
+        kwargs: dict[str, FilterExpression],
+        target: str | None,
+    ) -> None:
+        self.args, self.kwargs, self.target = args, kwargs, target
+        self.number = args[0] if args else kwargs.get("number")
+        self.label = kwargs.get("label")
+        self.name = kwargs.get("name")
+        self.fast = len(args) <= 1 and not (set(kwargs) - {"label", "name"})
+        if args and "number" in kwargs:
+            self.fast = False  # the slow path says what is wrong
+
+    def render(self, context: template.Context) -> str:
+        try:
+            html = self._render(context)
+        except Exception:
+            logger.exception("[Telephony Tag] call_button: its arguments failed")
+            html = _fallback_html(_assets_quietly(context))
+        if self.target is None:
+            return html
+        context[self.target] = html
+        return ""
+
+    def _render(self, context: template.Context) -> SafeString:
+        if self.fast:
+            number = None if self.number is None else self.number.resolve(context)
+            label = None if self.label is None else self.label.resolve(context)
+            name = None if self.name is None else self.name.resolve(context)
+            request = context.get("request")
+            if request is not None and _cacheable(number, label, name):
+                buttons = request.__dict__.get(HTML_KEY)
+                if buttons is not None:
+                    hit = buttons.get((number, label, name, ""))
+                    if hit is not None:
+                        _warn_number(hit[1], number)
+                        return hit[0]
+            return call_button(context, number, label, name)
+        args = [arg.resolve(context) for arg in self.args]
+        kwargs = {key: value.resolve(context) for key, value in self.kwargs.items()}
+        try:
+            return call_button(context, *args, **kwargs)
+        except TypeError:  # two numbers, or the number twice
+            logger.warning("[Telephony Tag] call_button: takes one number, a label and a name")
+            return _fallback_html(_assets_quietly(context))
+
+
+def _assets_quietly(context: template.Context) -> str:
+    try:
+        return _assets_once(context)
+    except Exception:
+        logger.exception("[Telephony Tag] call_button: could not build the asset tags")
+        return ""
+
+
+@register.tag("call_button")
+def do_call_button(parser: template.base.Parser, token: template.base.Token) -> CallButtonNode:
+    bits = token.split_contents()[1:]
+    target = None
+    if len(bits) >= 2 and bits[-2] == "as":
+        target = bits[-1]
+        bits = bits[:-2]
+    args: list[FilterExpression] = []
+    kwargs: dict[str, FilterExpression] = {}
+    for bit in bits:
+        kwarg = token_kwargs([bit], parser)
+        if kwarg:
+            kwargs.update(kwarg)
+        elif kwargs:
+            raise template.TemplateSyntaxError(
+                "call_button: a positional argument after a keyword argument"
+            )
+        else:
+            args.append(parser.compile_filter(bit))
+    return CallButtonNode(args, kwargs, target)
 
 
 @register.simple_tag(takes_context=True)

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.staticfiles import finders
-from django.template import Context, Template
+from django.template import Context, Template, TemplateSyntaxError
 from django.test import Client, RequestFactory
 from django.utils.safestring import mark_safe
 
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(30)
 
 ADA = "+12025550143"
 ASSETS = '<script type="module" src="/static/telephony/call-button.js"></script>'
+ASSETS_BOTH = '<link rel="stylesheet" href="/static/telephony/call-button.css">' + ASSETS
 
 
 class Staff:
@@ -288,6 +289,56 @@ def test_call_button__a_page_reads_the_state_once_and_a_render_after_a_change_sh
     get_redis().delete(Keys.workers())
     html = render(page, numbers=numbers)
     assert "<button" not in html and html.count('data-tel-reason="service"') == 50
+
+
+def test_call_button__a_button_rendered_again_is_the_same_and_still_logs_a_bad_number(
+    caplog,
+) -> None:
+    fake_ready_worker()
+    page = "{% call_button a name=n %}|{% call_button b %}|{% call_button a name=n %}"
+    first = render(page, a=ADA, b="12", n="Ada")
+    with caplog.at_level(logging.WARNING, logger="telephony"):
+        again = render(page, a=ADA, b="12", n="Ada")  # every button from the cache
+    assert again.split("|")[1:] == first.split("|")[1:]
+    assert first.split("|")[0] == ASSETS_BOTH + first.split("|")[2]  # the first has the assets
+    assert "not a valid number" in caplog.text
+
+
+def test_call_button__as_puts_the_button_in_a_variable() -> None:
+    fake_ready_worker()
+    html = render("{% call_button a label='Ring' as b %}<td>{{ b }}</td>", a=ADA)
+    assert html.startswith("<td>") and "<button" in html and "Ring" in html
+    assert "&lt;button" not in html
+
+
+def test_call_button__an_argument_that_fails_renders_the_fallback(caplog) -> None:
+    class Contact:
+        @property
+        def phone(self):
+            raise RuntimeError("a broken model property")
+
+    with caplog.at_level(logging.ERROR, logger="telephony"):
+        html = render("{% call_button c.phone %}", c=Contact())
+    assert "Calls unavailable" in html and ASSETS in html
+    assert "a broken model property" in caplog.text
+
+
+def test_call_button__odd_arguments(caplog) -> None:
+    fake_ready_worker()
+    with pytest.raises(TemplateSyntaxError):
+        Template("{% load telephony %}{% call_button label='x' a %}")
+    with caplog.at_level(logging.WARNING, logger="telephony"):
+        html = render("{% call_button a 'Ring' 'Ada' a %}", a=ADA)
+    assert "<button" not in html and "Calls unavailable" in html and "one number" in caplog.text
+    assert "Ring" in render("{% call_button a 'Ring' %}", a=ADA)
+    assert "<button" in render("{% call_button number=a %}", a=ADA)
+
+
+def test_call_button__a_settings_change_shows_on_the_next_page(settings) -> None:
+    fake_ready_worker()
+    assert attr(render("{% call_button a %}", a=ADA), "data-tel-rtc-host") == ""
+    settings.TELEPHONY_RTC_HOST = "rtc.example.net"
+    assert attr(render("{% call_button a %}", a=ADA), "data-tel-rtc-host") == "rtc.example.net"
 
 
 def test_call_button__a_safe_label_and_an_equal_plain_one_are_never_confused() -> None:
