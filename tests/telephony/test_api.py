@@ -330,3 +330,42 @@ def test_api__call_without_a_login_is_409_no_credential(api: Client, start_worke
     start_worker()
     created = api.post(CALL, {"to": "+12025550143"}, content_type="application/json")
     assert_error(created, 409, "no_credential")
+
+
+@pytest.mark.parametrize(
+    "middleware",
+    [
+        "telephony.web.api.AuthenticationMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ],
+)
+def test_api__the_login_check_reads_the_user_once_with_either_middleware(
+    settings, user, middleware, monkeypatch
+) -> None:
+    settings.MIDDLEWARE = [
+        middleware if m.endswith(".AuthenticationMiddleware") else m for m in settings.MIDDLEWARE
+    ]
+    from django.contrib import auth
+
+    reads = []
+    sync_get, async_get = auth.get_user, auth.aget_user
+
+    def counting_get(request):
+        reads.append("sync")
+        return sync_get(request)
+
+    async def counting_aget(request):
+        reads.append("async")
+        return await async_get(request)
+
+    monkeypatch.setattr(auth, "get_user", counting_get)
+    monkeypatch.setattr(auth, "aget_user", counting_aget)
+    client = Client()
+    client.force_login(user)
+    reads.clear()
+    assert_error(client.post(CALL, {"to": "+12025550143"}, content_type="application/json"),
+                 503, "service_unavailable")  # fmt: skip
+    # Ours reads it in the middleware's own thread hop; Django's lazily, in the view.
+    assert reads == (["sync"] if middleware.startswith("telephony") else ["async"])
+    reads.clear()
+    assert_error(Client().post(CALL, {}, content_type="application/json"), 401, "not_authenticated")
