@@ -238,7 +238,8 @@ def http_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
     t50, t99 = _get(h, "trivial_latency", "p50_ms"), _get(h, "trivial_latency", "p99_ms")
     if any(v is not None for v in t50):
         lines += [
-            f"Baseline, same server and run: sequential GETs of a trivial async Django view take "
+            f"Baseline, same server and run, each GET right after a POST above: a trivial async "
+            f"Django view (no session) takes "
             f"p50 {_runs(t50)} ms (median {_fmt(_med(t50))}), p99 {_runs(t99)} ms (median "
             f"{_fmt(_med(t99))}): daphne's own floor on this machine.",
             "",
