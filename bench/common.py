@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
+# Celery and py-spy, the benchmark's peers and profiler (`make bench-deps`), never in the venv.
+DEPS = ROOT / "var" / "bench-deps"
 T = TypeVar("T")
 
 
@@ -191,3 +193,14 @@ def run_loop(coro: Coroutine[Any, Any, T]) -> T:
 def emit(result: dict[str, Any]) -> None:
     """Benchmarks run as subprocesses and print one JSON line as their last output."""
     print(json.dumps(result), flush=True)
+
+
+def profile(pid: int, seconds: float, out: str) -> subprocess.Popen[bytes]:
+    """py-spy on a server process while the caller drives it (raw stacks, 500 Hz, idle
+    excluded); it writes ``out`` on SIGINT. ``make bench-deps`` installs py-spy."""
+    spy = DEPS / "bin" / "py-spy"
+    return subprocess.Popen(
+        [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "500",
+         "-f", "raw", "-o", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from typing import Any
@@ -17,7 +18,16 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bench.common import ROOT, emit, free_port, median, pct, peak_rss_mb, product_env
+from bench.common import (
+    ROOT,
+    emit,
+    free_port,
+    median,
+    pct,
+    peak_rss_mb,
+    product_env,
+    profile,
+)
 
 
 async def _wait_up(url: str, timeout: float = 60) -> None:
@@ -44,7 +54,7 @@ async def _login(session: aiohttp.ClientSession, base: str) -> str:
     return session.cookie_jar.filter_cookies(URL(base))["csrftoken"].value
 
 
-async def latencies(base: str, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+async def latencies(base: str, n: int, floor: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """POST /api/webrtc/call answered 503 (logged in, CSRF), and its same-run floor, GET of
     the trivial view (no session): sequential keep-alive requests, one of each in turn,
     so that both see the same machine."""
@@ -64,8 +74,9 @@ async def latencies(base: str, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
                 await r.read()
                 statuses.add(r.status)
             t2 = time.perf_counter()
-            async with plain.get(f"{base}/bench/trivial") as r:
-                await r.read()
+            if floor:
+                async with plain.get(f"{base}/bench/trivial") as r:
+                    await r.read()
             if i >= 50:  # warm-up
                 calls.append((t2 - t) * 1000)
                 trivial.append((time.perf_counter() - t2) * 1000)
@@ -75,8 +86,12 @@ async def latencies(base: str, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         "n": len(calls),
         "statuses": sorted(statuses),
     }
-    floor = {"p50_ms": round(pct(trivial, 50), 2), "p99_ms": round(pct(trivial, 99), 2), "n": n}
-    return call_503, floor
+    trivial_view = {
+        "p50_ms": round(pct(trivial, 50), 2),
+        "p99_ms": round(pct(trivial, 99), 2),
+        "n": n,
+    }
+    return call_503, trivial_view
 
 
 async def throughput(url: str, seconds: float, connections: int) -> float:
@@ -103,6 +118,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument(
+        "--profile", help="write py-spy raw stacks of daphne answering 3000 more 503s here"
+    )
     args = parser.parse_args()
     with product_env(
         DJANGO_SETTINGS_MODULE="bench.settings", TELEPHONY_RATE_LIMIT_CALL="1000000/m"
@@ -136,6 +154,12 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_up(f"{base}/bench/trivial"))
         latency, floor = asyncio.run(latencies(base, args.n))
+        if args.profile:
+            spy = profile(web.pid, 60, args.profile)
+            time.sleep(1)  # py-spy attached
+            asyncio.run(latencies(base, 3000, floor=False))  # the 503s alone
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            spy.wait(timeout=30)
         status_rps, trivial_rps = [], []
         for _ in range(args.runs):
             trivial_rps.append(

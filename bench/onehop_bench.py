@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -31,9 +30,17 @@ from typing import Any
 
 import psutil
 
-from bench.common import ROOT, emit, pct, product_env, setup_django, wait_for_workers
+from bench.common import (
+    DEPS,
+    ROOT,
+    emit,
+    pct,
+    product_env,
+    profile,
+    setup_django,
+    wait_for_workers,
+)
 
-DEPS = ROOT / "var" / "bench-deps"
 PAYLOAD_USER = 1
 
 
@@ -239,16 +246,6 @@ def page_render_cpu(renders: int) -> dict[str, float]:
     out["cold_ratio"] = round(out["buttons_cold_cpu_ms"] / out["plain_cpu_ms"], 2)
     out["floor_ratio"] = round(out["empty_tags_cpu_ms"] / out["plain_cpu_ms"], 2)
     return out
-
-
-def profile(worker_pid: int, seconds: float, out: str) -> subprocess.Popen[bytes]:
-    """py-spy on the worker, while the caller drives it (native frames off, idle excluded)."""
-    spy = DEPS / "bin" / "py-spy"
-    return subprocess.Popen(
-        [str(spy), "record", "-p", str(worker_pid), "-d", str(int(seconds)), "-r", "500",
-         "-f", "raw", "-o", out],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def main() -> None:

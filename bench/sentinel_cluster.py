@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import redis
 
 from bench.common import free_port
-from devserver.embedded_redis import server_binary
+from devserver.embedded_redis import ping, server_binary
 from telephony.procutil import die_with_parent, stop_process, wait_for
 
 HOST = "127.0.0.1"
@@ -230,10 +231,5 @@ class SentinelCluster:
         return server
 
     def _pings(self, port: int, password: str) -> bool:
-        client = self._client(port, password)
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return ping(f"redis://{auth}{HOST}:{port}/0", timeout=1.0)

@@ -414,11 +414,7 @@ def call_button(
     **unknown: Any,
 ) -> SafeString:
     """A call button for ``number``, or the "Calls unavailable" fallback. Never raises."""
-    assets = ""
-    try:
-        assets = _assets_once(context)
-    except Exception:
-        logger.exception("[Telephony Tag] call_button: could not build the asset tags")
+    assets = _assets_quietly(context)
     try:
         if unknown:
             logger.warning(
