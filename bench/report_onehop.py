@@ -173,27 +173,43 @@ at 0.47x the ideal, the 503's p99 3.0x): CPU per request too grows on a crowded 
 (cache misses, migrations between cores), and so does every latency. The table above is
 from one quiet run; compare ratios within a run.
 
-- **Worker CPU per request, `credential.create`**: 1.35 ms on uvloop (1.69 ms on asyncio's
-  loop, same day), so under 1.5 ms, but not below Celery's no-op (0.79 ms). A third of it
-  is the provider call through the generated Telnyx SDK, which a Celery no-op does not
-  make; without it (`health.ping`, the same intake, claim and reply) the isolation costs
-  0.54 ms, below Celery's best. The rest is five Redis round trips per request (pop, its
-  clean-up, claim, presence + version, reply), each paying redis-py's packing and a socket
-  write (hiredis, redis-py's C parser, was measured: no difference at these sizes).
-- **Round trip over the redis-py echo, and against Celery** (p50 1.49 ms over the echo,
-  target 1 ms; Celery's no-op faster): the figure includes the provider call, an HTTP round
-  trip to the sandbox that the echo and the Celery no-op do not make (0.82 ms p50 when the
-  worker's code is called in-process, section 1); the isolation itself adds 0.86 ms p50
-  (section 1), and `health.ping` round trips 0.43 ms over the echo, twice as fast as
-  Celery's no-op (not the 3x asked).
-- **503 answer p99 against a trivial view** (2.2x): the 503 comes right after the login
-  and CSRF checks (`api_view(needs_service=True)`), but the login reads the session and
-  the user from the database through `sync_to_async`: two queries, each a thread hop, that
-  the trivial view does not make (p50 4.9 against 2.2 ms). Answering before the login would
-  tell anonymous callers the service state and change the documented 401-first order.
+- **The host matters for the figures in milliseconds, not for the ratios.** The table
+  above is from a run of 2026-12-01 on a host where everything is about 1.6 times slower
+  than on the host of 2026-11-30 (Celery's own CPU per no-op task 1.27 against 0.79 ms,
+  the raw echo's 0.27 against 0.20 ms). There the worker took 1.35 ms of CPU per
+  `credential.create` and its round trip was 2.40 ms p99 over the echo, both within
+  their targets; here 2.16 ms and 4.73 ms, both over. Every ratio to a same-run peer held:
+  1.71x and 1.70x Celery's CPU, 0.68x and 0.65x for `health.ping`, 0.79x and 0.77x
+  Celery's p50.
+- **Worker CPU per request, `credential.create`** (1.7x Celery's no-op): a third of it is
+  the provider call through the generated Telnyx SDK, which a Celery no-op does not make;
+  without it (`health.ping`, the same intake, claim and reply) the isolation costs 0.65x
+  Celery's best. The rest is five Redis round trips per request (pop, its clean-up, claim,
+  presence + version, reply), each paying redis-py's packing and a socket write (hiredis,
+  redis-py's C parser, was measured: no difference at these sizes). uvloop took the
+  figure from 1.69 to 1.35 ms on the faster host.
+- **Round trip over the redis-py echo, and against Celery** (Celery's no-op faster, 3x
+  asked): the figure includes the provider call, an HTTP round trip to the sandbox that
+  the echo and the Celery no-op do not make (section 1: 0.82 ms p50 when the worker's
+  code is called in-process); `health.ping` round trips 0.6 ms over the echo, twice as
+  fast as Celery's no-op, not three times.
+- **503 answer p99 against a trivial view** (1.47x, met by a hair: the p99 of 500 requests
+  is noisy, per run 1.3x to 1.7x). Reproduce: `python -m bench.http_bench --n 300 --runs 1
+  --profile /tmp/503.txt`, then `python -m bench.spy_summary /tmp/503.txt get_user
+  sessions/backends db/backends close_old_connections csrf.py MiddlewareMixin`. Of
+  daphne's busy samples while it answers 503s: reading the user 19.3% (the session row
+  12.2%, then the user row), 13.0% of it in the database backend, most of that opening a
+  connection (Django under ASGI runs each request's sync code on a thread of its own, so
+  each request opens one; SQLite's first statement on a new WAL connection alone takes
+  0.25 ms), closing it 3.3%, the CSRF check 2.9%. The rest the trivial view pays too:
+  Django's middleware, each a thread hop in and out (21.8% here, 28.9% of the trivial
+  view's). The login now reads the user inside the authentication middleware's own thread
+  hop (`telephony.web.api.AuthenticationMiddleware`) instead of in two more hops from the
+  view: in A/B runs on one host (1500 requests each, in turn), daphne's CPU per 503 went
+  from 2.05x to 1.85x the trivial view's, the p99 from about 2.0x to 1.65x.
 - **Page with 100 call buttons**: met on the product's contacts page (a table with a
-  name, a company and a number a row, in the base layout): 100 buttons add about 15%.
-  On a bare list of numbers (`<li>{{ n }}</li>`) they cost about 2.4x, and no tag can
+  name, a company and a number a row, in the base layout): 100 buttons add about 16%.
+  On a bare list of numbers (`<li>{{ n }}</li>`) they cost about 2.5x, and no tag can
   reach 1.2x there: the same list with a tag that returns `""` already costs 2x
   (Django's own cost of calling a tag is about that of the row). Before this wave each
   button cost about 0.6 ms (cProfile: 60% building it, `reverse()` three times and
