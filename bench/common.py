@@ -204,3 +204,36 @@ def profile(pid: int, seconds: float, out: str) -> subprocess.Popen[bytes]:
          "-f", "raw", "-o", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2"
+
+
+def pg_problem() -> str | None:
+    """None when the machine's PostgreSQL answers, else why not (one line)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG):
+            return None
+    except Exception as e:  # any reason means: no PostgreSQL for this run
+        return f"PostgreSQL does not answer at 127.0.0.1:5432 ({type(e).__name__})"
+
+
+def pg(sql: str) -> None:
+    """Run one statement on the machine's PostgreSQL (autocommit: CREATE/DROP DATABASE)."""
+    import psycopg
+
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+@contextmanager
+def pg_database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of this run's own, dropped at the end; yields its URL."""
+    db = f"{prefix}_{os.getpid()}"
+    pg(f'CREATE DATABASE "{db}"')
+    try:
+        yield f"postgres://postgres@127.0.0.1:5432/{db}"
+    finally:
+        pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -36,29 +36,9 @@ from bench.chaos import (
 from bench.chaos_check import TERMINAL, Evidence, check_all
 from bench.chaos_load import Load, Record
 from bench.chaos_procs import PRODUCT_SETTINGS, WORKERS, Stack
-from bench.common import machine
+from bench.common import machine, pg, pg_problem
 from bench.failover import StatusProbe, _pids, _restarts, emit
 from bench.sentinel_cluster import SentinelCluster
-
-PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2"
-
-
-def pg_problem() -> str | None:
-    """None when the machine's PostgreSQL answers, else why not (one line)."""
-    try:
-        import psycopg
-
-        with psycopg.connect(PG):
-            return None
-    except Exception as e:  # any reason means: no PostgreSQL for this run
-        return f"PostgreSQL does not answer at 127.0.0.1:5432 ({type(e).__name__})"
-
-
-def _pg(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(sql.encode())
 
 
 def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, Any]:
@@ -66,7 +46,7 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
     if problem:
         return {"skipped": problem}
     db = f"tel_hostloss_{os.getpid()}"
-    _pg(f'CREATE DATABASE "{db}"')
+    pg(f'CREATE DATABASE "{db}"')
     cluster = SentinelCluster().start()
     common = {
         **cluster.env(),
@@ -120,7 +100,7 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
         for stack in (a, b):
             stack.kill_leftovers()
             stack.watch.stop()
-        _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     killed = out["killed_at"]
     rec_a, rec_b = loads[0].records, loads[1].records
     collected = out["collected"]

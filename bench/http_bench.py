@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
@@ -20,11 +21,14 @@ from yarl import URL
 
 from bench.common import (
     ROOT,
+    Env,
     emit,
     free_port,
     median,
     pct,
     peak_rss_mb,
+    pg_database,
+    pg_problem,
     product_env,
     profile,
 )
@@ -112,47 +116,52 @@ async def throughput(url: str, seconds: float, connections: int) -> float:
     return done / (time.monotonic() - started)
 
 
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.settings", "TELEPHONY_RATE_LIMIT_CALL": "1000000/m"}
+BOOT_USER = (
+    "import django; django.setup(); from django.contrib.auth import get_user_model as g; "
+    "g().objects.create_user('bench', password='bench-pw', is_staff=True)"
+)
+
+
+def serve(env: Env) -> tuple[Any, str]:
+    """daphne on the product (and /bench/trivial) with a user to log in as; its process
+    and base URL."""
+    subprocess.run([sys.executable, "-c", BOOT_USER], env=env.environ, check=True, cwd=ROOT)
+    port = free_port()
+    web = env.start(
+        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+        "config.asgi:application", name="daphne",
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    asyncio.run(_wait_up(f"{base}/bench/trivial"))
+    return web, base
+
+
+def postgres_latencies(n: int) -> dict[str, Any]:
+    """The 503 and its trivial-view floor again, the database on the machine's PostgreSQL
+    (where opening a connection costs most)."""
+    problem = pg_problem()
+    if problem:
+        return {"skipped": problem}
+    with pg_database("tel_http") as url, product_env(**SETTINGS, DATABASE_URL=url) as env:
+        _, base = serve(env)
+        call_503, floor = asyncio.run(latencies(base, n))
+    return {"call_503": call_503, "trivial_latency": floor}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
         "--profile", help="write py-spy raw stacks of daphne answering 3000 more 503s here"
     )
     args = parser.parse_args()
-    with product_env(
-        DJANGO_SETTINGS_MODULE="bench.settings", TELEPHONY_RATE_LIMIT_CALL="1000000/m"
-    ) as env:
-        import subprocess
-
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import django; django.setup(); "
-                "from django.contrib.auth import get_user_model as g; "
-                "g().objects.create_user('bench', password='bench-pw', is_staff=True)",
-            ],
-            env=env.environ,
-            check=True,
-            cwd=ROOT,
-        )
-        port = free_port()
-        web = env.start(
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-            name="daphne",
-        )
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(_wait_up(f"{base}/bench/trivial"))
+    with product_env(**SETTINGS) as env:
+        web, base = serve(env)
         latency, floor = asyncio.run(latencies(base, args.n))
         if args.profile:
             spy = profile(web.pid, 60, args.profile)
@@ -168,16 +177,19 @@ def main() -> None:
             status_rps.append(
                 asyncio.run(throughput(f"{base}/api/webrtc/status", args.seconds, args.connections))
             )
-        emit(
-            {
-                "call_503": latency,
-                "trivial_latency": floor,
-                "status_rps": [round(x, 1) for x in status_rps],
-                "trivial_rps": [round(x, 1) for x in trivial_rps],
-                "ratio": round(median(status_rps) / median(trivial_rps), 3),
-                "web_peak_rss_mb": peak_rss_mb(web.pid),
-            }
-        )
+        web_peak_rss = peak_rss_mb(web.pid)
+    postgres = postgres_latencies(args.n) if not args.no_postgres else {"skipped": "--no-postgres"}
+    emit(
+        {
+            "call_503": latency,
+            "trivial_latency": floor,
+            "postgres": postgres,
+            "status_rps": [round(x, 1) for x in status_rps],
+            "trivial_rps": [round(x, 1) for x in trivial_rps],
+            "ratio": round(median(status_rps) / median(trivial_rps), 3),
+            "web_peak_rss_mb": web_peak_rss,
+        }
+    )
 
 
 if __name__ == "__main__":

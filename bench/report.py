@@ -244,6 +244,18 @@ def http_section(res: dict[str, Any], checks: list[Check]) -> list[str]:
             f"{_fmt(_med(t99))}): daphne's own floor on this machine.",
             "",
         ]
+    pg = [r["postgres"] for r in h if "call_503" in r.get("postgres", {})]
+    if pg:
+        g50, g99 = _get(pg, "call_503", "p50_ms"), _get(pg, "call_503", "p99_ms")
+        f50, f99 = _get(pg, "trivial_latency", "p50_ms"), _get(pg, "trivial_latency", "p99_ms")
+        lines += [
+            f"The same on PostgreSQL (the machine's, a database of the run's own; Django's "
+            f"connection pool): the 503 p50 {_runs(g50)} ms (median {_fmt(_med(g50))}), p99 "
+            f"{_runs(g99)} ms (median {_fmt(_med(g99))}); the trivial view p50 "
+            f"{_fmt(_med(f50))}, p99 {_fmt(_med(f99))} ms. Without the pool each of these "
+            "requests opened a connection of its own (section 11).",
+            "",
+        ]
     status, trivial = _flat(h, "status_rps"), _flat(h, "trivial_rps")
     ratio = _med([r.get("ratio") for r in h])
     lines += [

@@ -173,14 +173,13 @@ at 0.47x the ideal, the 503's p99 3.0x): CPU per request too grows on a crowded 
 (cache misses, migrations between cores), and so does every latency. The table above is
 from one quiet run; compare ratios within a run.
 
-- **The host matters for the figures in milliseconds, not for the ratios.** The table
-  above is from a run of 2026-12-01 on a host where everything is about 1.6 times slower
-  than on the host of 2026-11-30 (Celery's own CPU per no-op task 1.27 against 0.79 ms,
-  the raw echo's 0.27 against 0.20 ms). There the worker took 1.35 ms of CPU per
-  `credential.create` and its round trip was 2.40 ms p99 over the echo, both within
-  their targets; here 2.16 ms and 4.73 ms, both over. Every ratio to a same-run peer held:
-  1.71x and 1.70x Celery's CPU, 0.68x and 0.65x for `health.ping`, 0.79x and 0.77x
-  Celery's p50.
+- **Milliseconds move with the machine; ratios to a same-run peer less so.** Three runs of
+  this section on the same worker code: 2026-11-30 22:07 (platform fc-v857), 2026-12-01
+  00:13 and 00:38 (fc-v669, a host about 1.6x slower; the last one the full `make bench`
+  of a fresh clone). Celery's best CPU per no-op task: 0.79, 1.27, 1.45 ms; the raw echo's
+  0.20, 0.27, 0.36 ms; the worker's per `credential.create` 1.35, 2.16, 3.19 ms (1.71x,
+  1.70x, 2.20x Celery's best); per `health.ping` 0.54, 0.83, 0.89 ms (0.68x, 0.65x, 0.61x).
+  The first run met the 1.5 ms CPU and 3 ms p99 targets; the later two do not.
 - **Worker CPU per request, `credential.create`** (1.7x Celery's no-op): a third of it is
   the provider call through the generated Telnyx SDK, which a Celery no-op does not make;
   without it (`health.ping`, the same intake, claim and reply) the isolation costs 0.65x
@@ -193,20 +192,26 @@ from one quiet run; compare ratios within a run.
   the echo and the Celery no-op do not make (section 1: 0.82 ms p50 when the worker's
   code is called in-process); `health.ping` round trips 0.6 ms over the echo, twice as
   fast as Celery's no-op, not three times.
-- **503 answer p99 against a trivial view** (1.47x, met by a hair: the p99 of 500 requests
-  is noisy, per run 1.3x to 1.7x). Reproduce: `python -m bench.http_bench --n 300 --runs 1
-  --profile /tmp/503.txt`, then `python -m bench.spy_summary /tmp/503.txt get_user
-  sessions/backends db/backends close_old_connections csrf.py MiddlewareMixin`. Of
-  daphne's busy samples while it answers 503s: reading the user 19.3% (the session row
-  12.2%, then the user row), 13.0% of it in the database backend, most of that opening a
-  connection (Django under ASGI runs each request's sync code on a thread of its own, so
-  each request opens one; SQLite's first statement on a new WAL connection alone takes
-  0.25 ms), closing it 3.3%, the CSRF check 2.9%. The rest the trivial view pays too:
-  Django's middleware, each a thread hop in and out (21.8% here, 28.9% of the trivial
-  view's). The login now reads the user inside the authentication middleware's own thread
-  hop (`telephony.web.api.AuthenticationMiddleware`) instead of in two more hops from the
-  view: in A/B runs on one host (1500 requests each, in turn), daphne's CPU per 503 went
-  from 2.05x to 1.85x the trivial view's, the p99 from about 2.0x to 1.65x.
+- **503 answer p99 against a trivial view** (1.47x to 1.77x over the runs of 2026-12-01,
+  per run 1.3x to 1.9x: the p99 of 500 requests is noisy; missed). Reproduce: `python -m
+  bench.http_bench --n 300 --runs 1 --profile /tmp/503.txt`, then `python -m
+  bench.spy_summary /tmp/503.txt get_user sessions/backends db/backends
+  close_old_connections csrf.py MiddlewareMixin`. Of daphne's busy samples while it
+  answers 503s: reading the user 19.3% (the session row 12.2%, then the user row), 13.0%
+  in the database backend, most of it opening a connection (Django under ASGI runs each
+  request's sync code on a thread of its own, so each request opens one; SQLite's first
+  statement on a new WAL connection alone takes 0.25 ms), closing it 3.3%, the CSRF check
+  2.9%. The rest the trivial view pays too: Django's middleware, each a thread hop in and
+  out (21.8% here, 28.9% of the trivial view's). Two changes this session: the login reads
+  the user inside the authentication middleware's own thread hop
+  (`telephony.web.api.AuthenticationMiddleware`) instead of in two more hops from the
+  view (A/B on one host, 1500 requests each, in turn: daphne's CPU per 503 from 2.05x to
+  1.85x the trivial view's, p99 from about 2.0x to 1.65x); and on PostgreSQL, where a new
+  connection costs a TCP connect, authentication and a server process, Django's psycopg
+  pool keeps them: the 503's p50 went from 13.1-13.9 ms to 6.4-7.1 ms against the trivial
+  view's 3.4-4.3 ms (the same A/B, `"pool"` taken out of `config/settings.py` for the
+  before). The last gap is the session and user reads themselves, which a 503 for a
+  logged-in user cannot skip without trusting a cache of them across processes.
 - **Page with 100 call buttons**: met on the product's contacts page (a table with a
   name, a company and a number a row, in the base layout): 100 buttons add about 16%.
   On a bare list of numbers (`<li>{{ n }}</li>`) they cost about 2.5x, and no tag can

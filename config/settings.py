@@ -147,7 +147,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so worker subprocesses started by tests see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 else:
+    # Django under ASGI runs each request's sync code on a thread of its own, so without
+    # a pool every request that reads the database (any logged-in API call: the session
+    # and the user) opened a PostgreSQL connection of its own, about 5 ms. Django's psycopg
+    # pool keeps them; with health checks on, it hands out only connections that answer.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "timeout": 10,  # seconds to wait for a free connection before an error
+    }
 
 # ------------------------------------------------------------------------------
 # Redis and the channel layer

@@ -62,7 +62,7 @@ def serve(control_fd: int) -> None:
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
     seconds = preload()
-    connections.close_all()
+    close_databases()
     # Everything loaded so far moves to a generation the collector never scans, so the
     # workers' collections do not write to (and so copy) the pages they share with us.
     gc.freeze()
@@ -82,13 +82,23 @@ def serve(control_fd: int) -> None:
     logger.info("[Telephony Template] control socket closed; exiting")
 
 
+def close_databases() -> None:
+    """Close every database connection, and a PostgreSQL pool with its threads: a fork
+    must not inherit a pool whose threads did not come with it."""
+    connections.close_all()
+    for connection in connections.all(initialized_only=True):
+        close_pool = getattr(connection, "close_pool", None)
+        if close_pool is not None:
+            close_pool()
+
+
 def _send(control: socket.socket, message: dict[str, Any]) -> None:
     control.sendall(json.dumps(message).encode() + b"\n")
 
 
 def fork_worker(control: socket.socket, supervisor_pid: int, *, spare: bool = False) -> int:
     """Fork one worker (through a middle process that exits at once); returns its pid."""
-    connections.close_all()  # nothing open is inherited, even if preloading opened it
+    close_databases()  # nothing open is inherited, even if preloading opened it
     sys.stdout.flush()
     sys.stderr.flush()
     r, w = os.pipe()

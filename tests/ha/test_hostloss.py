@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.hostloss import pg_problem
+from bench.common import pg_problem
 from tests.helpers import run_bench
 
 
