@@ -128,3 +128,24 @@ def test_template__rolling_restart_runs_the_new_code(
     assert not set(new) & set(old)
     assert {beat_of(p).concurrency for p in new} == {9}, "a restarted worker ran old code"
     assert [e.data["generation"] for e in events("template_ready")] == [1, 2]
+
+
+def test_template__closes_connections_and_a_postgresql_pool_before_forking(monkeypatch) -> None:
+    from telephony.worker import template
+
+    closed = []
+
+    class Sqlite:
+        def close(self) -> None:
+            closed.append("sqlite")
+
+    class Postgres(Sqlite):
+        def close_pool(self) -> None:  # its pool's threads would not come with a fork
+            closed.append("pool")
+
+    monkeypatch.setattr(template.connections, "close_all", lambda: closed.append("all"))
+    monkeypatch.setattr(
+        template.connections, "all", lambda initialized_only=False: [Sqlite(), Postgres()]
+    )
+    template.close_databases()
+    assert closed == ["all", "pool"]
