@@ -140,8 +140,9 @@ def telephony_redis(settings: Any, redis_url: str) -> Iterator[str]:
 def close_thread_db_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
     """Close the connections the async ORM opened in asgiref's worker thread.
 
-    Django closes only the current thread's connections; on PostgreSQL the one left open
-    in that thread would stop pytest-django from dropping the test database.
+    Django closes only the current thread's connections; on PostgreSQL one left open in
+    another thread (or taken from the pool by a thread that has ended) would stop
+    pytest-django from dropping the test database.
     """
     yield
     from asgiref.sync import SyncToAsync
@@ -150,6 +151,30 @@ def close_thread_db_connections(django_db_setup: Any, django_db_blocker: Any) ->
     with django_db_blocker.unblock():
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
         connections.close_all()
+        _end_other_sessions(connections["default"].settings_dict)
+
+
+def _end_other_sessions(db: dict[str, Any]) -> None:
+    """PostgreSQL: end whatever sessions on the test database are left (a connection a
+    finished thread took from Django's pool and never gave back), so that pytest-django
+    can drop it."""
+    if "postgresql" not in db["ENGINE"]:
+        return
+    import psycopg
+
+    with psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db["NAME"],),
+        )
 
 
 def run_json_script(code: str, env: dict[str, str]) -> dict[str, Any]:
