@@ -177,7 +177,11 @@ class AuthenticationMiddleware(auth_middleware.AuthenticationMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
         if request.path.startswith(API_PREFIX):
-            setattr(request, PRELOADED_USER, auth_middleware.get_user(request))
+            try:
+                setattr(request, PRELOADED_USER, auth_middleware.get_user(request))
+            except Exception:  # the database, say: api_view reads it again, and an error
+                # there is answered as JSON (an exception here would be Django's HTML 500)
+                logger.debug("[Telephony API] user not read in the middleware", exc_info=True)
 
 
 class ApiErrorMiddleware:

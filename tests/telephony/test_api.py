@@ -369,3 +369,16 @@ def test_api__the_login_check_reads_the_user_once_with_either_middleware(
     assert reads == (["sync"] if middleware.startswith("telephony") else ["async"])
     reads.clear()
     assert_error(Client().post(CALL, {}, content_type="application/json"), 401, "not_authenticated")
+
+
+def test_api__a_login_read_failing_in_the_middleware_is_read_again_in_the_view(
+    api: Client, monkeypatch
+) -> None:
+    from django.contrib.auth import middleware
+
+    def broken(request):
+        raise RuntimeError("database gone for a moment")
+
+    monkeypatch.setattr(middleware, "get_user", broken)
+    response = api.post(CALL, {"to": "+12025550143"}, content_type="application/json")
+    assert_error(response, 503, "service_unavailable")  # JSON, never Django's HTML 500
