@@ -220,7 +220,7 @@ def pg_problem() -> str | None:
         return f"PostgreSQL does not answer at 127.0.0.1:5432 ({type(e).__name__})"
 
 
-def pg(sql: str) -> None:
+def _pg(sql: str) -> None:
     """Run one statement on the machine's PostgreSQL (autocommit: CREATE/DROP DATABASE)."""
     import psycopg
 
@@ -232,8 +232,8 @@ def pg(sql: str) -> None:
 def pg_database(prefix: str) -> Iterator[str]:
     """A PostgreSQL database of this run's own, dropped at the end; yields its URL."""
     db = f"{prefix}_{os.getpid()}"
-    pg(f'CREATE DATABASE "{db}"')
+    _pg(f'CREATE DATABASE "{db}"')
     try:
         yield f"postgres://postgres@127.0.0.1:5432/{db}"
     finally:
-        pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

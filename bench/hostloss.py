@@ -36,7 +36,7 @@ from bench.chaos import (
 from bench.chaos_check import TERMINAL, Evidence, check_all
 from bench.chaos_load import Load, Record
 from bench.chaos_procs import PRODUCT_SETTINGS, WORKERS, Stack
-from bench.common import machine, pg, pg_problem
+from bench.common import machine, pg_database, pg_problem
 from bench.failover import StatusProbe, _pids, _restarts, emit
 from bench.sentinel_cluster import SentinelCluster
 
@@ -45,12 +45,15 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
     problem = pg_problem()
     if problem:
         return {"skipped": problem}
-    db = f"tel_hostloss_{os.getpid()}"
-    pg(f'CREATE DATABASE "{db}"')
+    with pg_database("tel_hostloss") as url:
+        return _run(url, seconds=seconds, kill_at=kill_at, users=users, seed=seed)
+
+
+def _run(url: str, *, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, Any]:
     cluster = SentinelCluster().start()
     common = {
         **cluster.env(),
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
+        "DATABASE_URL": url,
         "TELEPHONY_WORKER_START_TIMEOUT": "90",
         "TELEPHONY_SPARE_WORKERS": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,127.0.0.2,localhost",
@@ -100,7 +103,6 @@ def run(*, seconds: float, kill_at: float, users: int, seed: int) -> dict[str, A
         for stack in (a, b):
             stack.kill_leftovers()
             stack.watch.stop()
-        pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     killed = out["killed_at"]
     rec_a, rec_b = loads[0].records, loads[1].records
     collected = out["collected"]

@@ -83,19 +83,16 @@ async def latencies(base: str, n: int, floor: bool = True) -> tuple[dict[str, An
                     await r.read()
             if i >= 50:  # warm-up
                 calls.append((t2 - t) * 1000)
-                trivial.append((time.perf_counter() - t2) * 1000)
-    call_503 = {
-        "p50_ms": round(pct(calls, 50), 2),
-        "p99_ms": round(pct(calls, 99), 2),
-        "n": len(calls),
-        "statuses": sorted(statuses),
-    }
-    trivial_view = {
-        "p50_ms": round(pct(trivial, 50), 2),
-        "p99_ms": round(pct(trivial, 99), 2),
-        "n": n,
-    }
-    return call_503, trivial_view
+                if floor:
+                    trivial.append((time.perf_counter() - t2) * 1000)
+    return {**_spread(calls), "statuses": sorted(statuses)}, _spread(trivial)
+
+
+def _spread(samples: list[float]) -> dict[str, Any]:
+    if not samples:
+        return {"n": 0}
+    return {"p50_ms": round(pct(samples, 50), 2), "p99_ms": round(pct(samples, 99), 2),
+            "n": len(samples)}  # fmt: skip
 
 
 async def throughput(url: str, seconds: float, connections: int) -> float:

@@ -447,9 +447,11 @@ class CallButtonNode(template.Node):
         self.number = args[0] if args else kwargs.get("number")
         self.label = kwargs.get("label")
         self.name = kwargs.get("name")
-        self.fast = len(args) <= 1 and not (set(kwargs) - {"label", "name"})
-        if args and "number" in kwargs:
-            self.fast = False  # the slow path says what is wrong
+        # One number, by position or by name, and nothing but a label and a name: else the
+        # slow path, which says what is wrong.
+        self.fast = len(args) + ("number" in kwargs) <= 1 and set(kwargs) <= {
+            "number", "label", "name"
+        }  # fmt: skip
 
     def render(self, context: template.Context) -> str:
         try:
